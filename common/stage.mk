@@ -1,0 +1,45 @@
+# The build of one stage, included by vX.Y/Makefile. Every stage builds the
+# same way, so `make diff` between two stages never shows build noise:
+#
+#   build/libzinc.a   the framework, zinc/*.c, plus the common/ sources
+#   build/server      demo/server.c linked against it
+#   build/client      demo/client.c linked against it
+
+COMMON := ../common
+include $(COMMON)/flags.mk
+
+CFLAGS += -I. -I$(COMMON)
+
+ZINC_SRCS   := $(wildcard zinc/*.c)
+COMMON_SRCS := $(wildcard $(COMMON)/*.c)
+OBJS := $(ZINC_SRCS:zinc/%.c=$(B)/zinc/%.o) \
+        $(COMMON_SRCS:$(COMMON)/%.c=$(B)/common/%.o)
+HDRS := $(wildcard zinc/*.h) $(wildcard $(COMMON)/*.h)
+
+all: $(B)/server $(B)/client
+
+$(B)/zinc/%.o: zinc/%.c $(HDRS) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/common/%.o: $(COMMON)/%.c $(HDRS) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libzinc.a: $(OBJS)
+	$(AR) rcs $@ $^
+
+$(B)/demo/%.o: demo/%.c $(HDRS) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/server: $(B)/demo/server.o $(B)/libzinc.a
+	$(CC) $^ $(LDFLAGS) -o $@
+
+$(B)/client: $(B)/demo/client.o $(B)/libzinc.a
+	$(CC) $^ $(LDFLAGS) -o $@
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all clean

@@ -1,0 +1,199 @@
+"""The black-box harness: one suite, run against any stage.
+
+    pytest tests                   every stage that has been built
+    pytest tests --stage v0.2      one stage (repeat --stage for more)
+
+A test that takes the `stage` argument runs once per selected stage. It
+declares the stages it applies to with markers:
+
+    @pytest.mark.since("v0.5")     this stage and every later one
+    @pytest.mark.until("v0.4")     this stage and every earlier one
+
+Stages outside that range are deselected, not failed.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from zinc import ROOT, stage_key, write_conf, uses_conf
+
+STAGE_RE = re.compile(r"^v\d+\.\d+$")
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
+BAD_LOG_RE = re.compile(r"Sanitizer|runtime error")
+START_TIMEOUT = 10.0  # seconds for a (sanitized) server to start listening
+STOP_TIMEOUT = 10.0   # seconds for it to exit after SIGTERM
+
+
+def all_stages():
+    return sorted((p.name for p in ROOT.iterdir()
+                   if p.is_dir() and STAGE_RE.match(p.name)), key=stage_key)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--stage", action="append", default=[],
+                     help="run the tests of this stage (e.g. v0.5); "
+                          "repeatable; default: every built stage")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers",
+                            "since(stage): applies from this stage on")
+    config.addinivalue_line("markers",
+                            "until(stage): applies up to this stage")
+    wanted = config.getoption("--stage")
+    known = all_stages()
+    for s in wanted:
+        if s not in known:
+            raise pytest.UsageError(
+                f"--stage {s}: no such stage (have: {' '.join(known)})")
+        if not (ROOT / s / "build" / "server").exists():
+            raise pytest.UsageError(
+                f"--stage {s}: {s}/build/server is missing; run `make`")
+    if wanted:
+        config.zn_stages = sorted(set(wanted), key=stage_key)
+    else:
+        config.zn_stages = [s for s in known
+                            if (ROOT / s / "build" / "server").exists()]
+
+
+def pytest_generate_tests(metafunc):
+    if "stage" in metafunc.fixturenames:
+        metafunc.parametrize("stage", metafunc.config.zn_stages)
+
+
+def in_range(item, stage):
+    since = item.get_closest_marker("since")
+    until = item.get_closest_marker("until")
+    if since and stage_key(stage) < stage_key(since.args[0]):
+        return False
+    if until and stage_key(stage) > stage_key(until.args[0]):
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config, items):
+    keep, drop = [], []
+    for item in items:
+        stage = getattr(item, "callspec", None)
+        stage = stage.params.get("stage") if stage else None
+        (keep if stage is None or in_range(item, stage) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+class Server:
+    """A demo server started by the fixture; its log is a file."""
+
+    def __init__(self, stage, workdir, args, port, conf, conf_text):
+        self.stage = stage
+        self.workdir = workdir
+        self.log_path = workdir / "server.log"
+        exe = ROOT / stage / "build" / "server"
+        if uses_conf(stage):
+            if conf_text is not None or conf is not False:
+                write_conf(workdir, port, conf, conf_text)
+            cmd = [str(exe)] + list(args)
+        else:
+            cmd = [str(exe)] + (list(args) if args is not None
+                                else [str(port)])
+        self.cmd = cmd
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        self.port = None
+
+    def text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            m = LISTEN_RE.search(self.text())
+            if m:
+                self.port = int(m.group(2))
+                return self
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with status {self.proc.returncode}"
+                            f" before listening:\n{self.text()}")
+            time.sleep(0.01)
+        pytest.fail(f"server did not print 'listening on' within "
+                    f"{START_TIMEOUT}s:\n{self.text()}")
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """The exit status, failing the test if it takes too long."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"server still running {timeout}s later:\n"
+                        f"{self.text()}")
+
+    def wait_log(self, pattern, timeout=5.0):
+        """Wait until the log matches the regex; return the match."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.text())
+            if m or time.monotonic() > deadline:
+                assert m, f"log never matched {pattern!r}:\n{self.text()}"
+                return m
+            time.sleep(0.01)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signal the server and return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait_exit()
+
+
+@pytest.fixture
+def start_server(stage, tmp_path):
+    """Factory: start_server(args=None, port=0, conf=None, conf_text=None,
+    wait=True).
+
+    For v0.1-v0.3, `args` replaces the command line (default: the port).
+    From v0.4 a conf/zinc.json is written with TcpPort=port plus the keys in
+    `conf` (conf_text writes the file verbatim; conf=False writes none).
+    With wait=True it returns once the server prints 'listening on'.
+
+    On teardown every server still running gets SIGTERM and must exit with
+    status 0; a log line from a sanitizer fails the test either way.
+    """
+    servers = []
+
+    def start(args=None, port=0, conf=None, conf_text=None, wait=True):
+        workdir = tmp_path / f"server{len(servers)}"
+        workdir.mkdir()
+        s = Server(stage, workdir, args, port, conf, conf_text)
+        servers.append(s)
+        return s.wait_listening() if wait else s
+
+    yield start
+
+    failures = []
+    for s in servers:
+        running = s.proc.poll() is None
+        rc = s.stop()
+        s.log.close()
+        text = s.text()
+        print(f"---- log of {' '.join(s.cmd)} (exit {rc})\n{text}")
+        if running and rc != 0:
+            failures.append(f"exit status {rc} after SIGTERM, expected 0")
+        if BAD_LOG_RE.search(text):
+            failures.append("sanitizer report in the server log")
+    if failures:
+        pytest.fail("; ".join(failures))
+
+
+@pytest.fixture
+def server(start_server):
+    """The stage's demo server, started with its defaults on port 0."""
+    return start_server()

@@ -1,0 +1,153 @@
+"""Helpers for the black-box tests: a small client, frames, /proc counts."""
+
+import json
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 5.0  # seconds any single socket operation may take
+
+# DESIGN.md section 3: DataLen then MsgID, both uint32 little-endian.
+HEADER = struct.Struct("<II")
+
+
+def stage_key(stage):
+    """'v0.10' sorts after 'v0.9': compare version numbers, not text."""
+    return tuple(int(x) for x in stage.lstrip("v").split("."))
+
+
+def since(stage, first):
+    return stage_key(stage) >= stage_key(first)
+
+
+def uses_conf(stage):
+    """From v0.4 the server reads conf/zinc.json instead of argv."""
+    return since(stage, "v0.4")
+
+
+def threads_per_conn(stage):
+    """Reader only; from v0.7 a writer thread too."""
+    return 2 if since(stage, "v0.7") else 1
+
+
+def write_conf(workdir, port, conf=None, conf_text=None):
+    (workdir / "conf").mkdir(exist_ok=True)
+    if conf_text is None:
+        conf_text = json.dumps({"TcpPort": port, **(conf or {})}, indent=2)
+    (workdir / "conf" / "zinc.json").write_text(conf_text)
+
+
+def connect(port, timeout=TIMEOUT):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_exact(sock, n):
+    """Read exactly n bytes; fail if the peer closes first."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        assert chunk, f"connection closed after {len(buf)} of {n} bytes"
+        buf += chunk
+    return bytes(buf)
+
+
+def is_closed(sock, timeout=TIMEOUT):
+    """True when the server closes the connection within the timeout (any
+    bytes still in flight are read and dropped)."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not sock.recv(65536):
+                return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+    return False
+
+
+def silent(sock, quiet=0.3):
+    """True when nothing arrives for `quiet` seconds (and no close)."""
+    sock.settimeout(quiet)
+    try:
+        sock.recv(1)  # data or a close: either way, not silent
+    except socket.timeout:
+        return True
+    finally:
+        sock.settimeout(TIMEOUT)
+    return False
+
+
+def pack(msg_id, data=b""):
+    return HEADER.pack(len(data), msg_id) + data
+
+
+def read_frame(sock):
+    """One (msg_id, data) frame from the socket."""
+    length, msg_id = HEADER.unpack(recv_exact(sock, HEADER.size))
+    return msg_id, recv_exact(sock, length)
+
+
+def wait_until(pred, timeout=TIMEOUT, interval=0.02):
+    """Poll pred() until it is true; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            names.append(Path(f"/proc/{pid}/task/{tid}/comm").read_text()
+                         .strip())
+        except FileNotFoundError:
+            pass  # the thread ended while we looked
+    return names
+
+
+def thread_count(pid, prefix=None):
+    names = thread_names(pid)
+    return len([n for n in names if prefix is None or n.startswith(prefix)])
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# The router demo (v0.3-v0.4) answers every chunk it reads with three lines.
+ROUTER_LINES = b"before ping\nping...ping...ping\nafter ping\n"
+PING = b"ping...ping...ping"
+
+
+def open_conn(stage, port):
+    """Connect to the demo server (from v0.9 its greeting is read here)."""
+    sock = connect(port)
+    if since(stage, "v0.9"):
+        assert read_frame(sock) == (2, b"DoConnection BEGIN...")
+    return sock
+
+
+def roundtrip(stage, sock, tag=b"x"):
+    """One request/reply with the stage's demo server; asserts the reply."""
+    if not since(stage, "v0.3"):
+        sock.sendall(tag)
+        assert recv_exact(sock, len(tag)) == tag
+    elif not since(stage, "v0.5"):
+        sock.sendall(tag)
+        assert recv_exact(sock, len(ROUTER_LINES)) == ROUTER_LINES
+    elif not since(stage, "v0.6"):
+        sock.sendall(pack(0, tag))
+        assert read_frame(sock) == (1, PING)
+    else:
+        sock.sendall(pack(0, tag))
+        assert read_frame(sock) == (0, PING)
