@@ -8,8 +8,8 @@ import struct
 
 import pytest
 
-from zinc import (connect, fd_count, open_conn, roundtrip, thread_count,
-                  thread_names, threads_per_conn, wait_until)
+from zinc import (connect, fd_count, open_conn, roundtrip, sanitizer,
+                  thread_count, thread_names, threads_per_conn, wait_until)
 
 
 def test_listens_on_the_port_it_prints(stage, server):
@@ -76,3 +76,16 @@ def test_survives_a_client_that_resets(stage, server):
         roundtrip(stage, polite)
     polite.close()
     assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 0)
+
+
+def test_every_thread_but_main_is_named(stage, server):
+    if sanitizer(stage) == "thread":
+        pytest.skip("ThreadSanitizer adds an unnamed thread of its own")
+    socks = [open_conn(stage, server.port) for _ in range(3)]
+    for s in socks:
+        roundtrip(stage, s)
+    names = thread_names(server.pid)
+    assert wait_until(lambda: thread_count(server.pid) == len(names))
+    unnamed = [n for tid, n in names.items()
+               if tid != server.pid and not n.startswith("zn-")]
+    assert unnamed == []

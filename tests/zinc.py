@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import struct
 import time
@@ -76,7 +77,7 @@ def silent(sock, quiet=0.3):
     """True when nothing arrives for `quiet` seconds (and no close)."""
     sock.settimeout(quiet)
     try:
-        sock.recv(1)  # data or a close: either way, not silent
+        sock.recv(1, socket.MSG_PEEK)  # data or a close: not silent
     except socket.timeout:
         return True
     finally:
@@ -105,19 +106,37 @@ def wait_until(pred, timeout=TIMEOUT, interval=0.02):
 
 
 def thread_names(pid):
-    names = []
+    """{tid: name} of every thread in the process."""
+    names = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            names.append(Path(f"/proc/{pid}/task/{tid}/comm").read_text()
-                         .strip())
+            names[int(tid)] = (Path(f"/proc/{pid}/task/{tid}/comm")
+                               .read_text().strip())
         except FileNotFoundError:
             pass  # the thread ended while we looked
     return names
 
 
 def thread_count(pid, prefix=None):
-    names = thread_names(pid)
-    return len([n for n in names if prefix is None or n.startswith(prefix)])
+    """Threads named prefix* or, by default, zinc's own: the main thread
+    plus every thread named zn-*.
+
+    zinc names all the threads it starts (zn-reader-N, ...). Counting only
+    those keeps the counts exact under ThreadSanitizer, which starts a
+    helper thread of its own, unnamed, on the first pthread_create().
+    """
+    if prefix is not None:
+        return len([n for n in thread_names(pid).values()
+                    if n.startswith(prefix)])
+    return len([tid for tid, name in thread_names(pid).items()
+                if tid == pid or name.startswith("zn-")])
+
+
+def sanitizer(stage):
+    """The SAN= value the stage was built with ('' for a plain build)."""
+    flags = (ROOT / stage / "build" / ".flags").read_text()
+    m = re.search(r"-fsanitize=(\S+)", flags)
+    return m.group(1) if m else ""
 
 
 def fd_count(pid):

@@ -1,0 +1,51 @@
+/*
+ * server -- the zinc server: resolve an address, listen, accept clients.
+ *
+ * The main thread accepts; every client becomes a zn_conn (connection.h)
+ * with a reader thread of its own. The server binds an echo function to
+ * each connection.
+ */
+#ifndef ZN_SERVER_H
+#define ZN_SERVER_H
+
+#include <stdint.h>
+
+struct zn_server;
+
+/*
+ * Create a server that will listen on ip:port (port 0 lets the system
+ * choose). Nothing is opened yet. `name` is used in log lines. Returns NULL
+ * with errno set when out of memory. Free with zn_server_free().
+ */
+struct zn_server *zn_server_new(const char *name, const char *ip,
+                                uint16_t port);
+
+/*
+ * Resolve the address, bind and listen, then log "listening on IP:PORT"
+ * with the port actually bound. Returns 0 or a negative errno (the reason is
+ * logged too), for instance -EADDRINUSE.
+ */
+int zn_server_start(struct zn_server *s);
+
+/*
+ * Ask a serving server to stop. Safe from any thread and from a signal
+ * handler: it only writes one byte to the server's wake-up pipe.
+ */
+void zn_server_stop(struct zn_server *s);
+
+/*
+ * Start the server, then accept clients until SIGINT, SIGTERM or
+ * zn_server_stop(). This is Go's `select {}`: the calling thread stays here.
+ * Returns 0 after a clean stop, or the negative errno of zn_server_start().
+ * Installs handlers for SIGINT and SIGTERM for its duration; one server per
+ * process may serve at a time.
+ */
+int zn_server_serve(struct zn_server *s);
+
+/* The port the server is bound to (useful with port 0), 0 before start. */
+uint16_t zn_server_port(const struct zn_server *s);
+
+/* Close the listening socket and free the server. NULL is a no-op. */
+void zn_server_free(struct zn_server *s);
+
+#endif
