@@ -25,9 +25,13 @@ from zinc import ROOT, stage_key, write_conf, uses_conf
 
 STAGE_RE = re.compile(r"^v\d+\.\d+$")
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
-BAD_LOG_RE = re.compile(r"Sanitizer|runtime error")
-START_TIMEOUT = 10.0  # seconds for a (sanitized) server to start listening
-STOP_TIMEOUT = 10.0   # seconds for it to exit after SIGTERM
+BAD_LOG_RE = re.compile(r"Sanitizer|runtime error|^==\d+== ", re.M)
+# `make test VALGRIND=1` runs every server under valgrind (slower: more time).
+VALGRIND = os.environ.get("ZN_VALGRIND", "") not in ("", "0")
+VALGRIND_CMD = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
+START_TIMEOUT = 30.0 if VALGRIND else 10.0  # seconds to start listening
+STOP_TIMEOUT = 30.0 if VALGRIND else 10.0   # seconds to exit after SIGTERM
 
 
 def all_stages():
@@ -103,6 +107,8 @@ class Server:
         else:
             cmd = [str(exe)] + (list(args) if args is not None
                                 else [str(port)])
+        if VALGRIND:
+            cmd = VALGRIND_CMD + cmd
         self.cmd = cmd
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,

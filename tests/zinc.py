@@ -112,7 +112,7 @@ def thread_names(pid):
         try:
             names[int(tid)] = (Path(f"/proc/{pid}/task/{tid}/comm")
                                .read_text().strip())
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             pass  # the thread ended while we looked
     return names
 

@@ -1,0 +1,53 @@
+# zinc -- a zinx-style TCP server framework in C, taught in ten stages.
+#
+#   make                          build common/ and every stage
+#   make demo [STAGE=v0.3]        run a stage's demo server and client
+#   make test [STAGE=v0.3]        run the black-box suite (all built stages)
+#   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
+#   make SAN=address,undefined    build (and test) with ASan + UBSan
+#   make SAN=thread               build (and test) with ThreadSanitizer
+#   make test VALGRIND=1          run every server under valgrind
+#   make compile_commands.json    for clangd and other editors' tooling
+#   make clean
+
+MAKEFLAGS += --no-print-directory
+
+STAGES := $(shell ls -d v[0-9]*.[0-9]* 2>/dev/null | sort -V)
+LATEST := $(lastword $(STAGES))
+STAGE  ?=
+SAN    ?=
+BUILD  := $(or $(STAGE),$(STAGES))
+
+# `make diff TO=v0.3` compares with the stage before it.
+TO     ?= $(LATEST)
+FROM   ?= $(shell printf '%s\n' $(STAGES) | sed -n '/^$(TO)$$/q;p' | tail -n 1)
+
+all: common $(BUILD)
+
+common:
+	$(MAKE) -C common SAN=$(SAN)
+
+$(STAGES):
+	$(MAKE) -C $@ SAN=$(SAN)
+
+test: all
+	@tools/need-pytest.sh
+	ZN_VALGRIND=$(VALGRIND) pytest tests $(if $(STAGE),--stage $(STAGE))
+
+demo: common $(or $(STAGE),$(LATEST))
+	@tools/demo.sh $(or $(STAGE),$(LATEST))
+
+diff:
+	@test -d "$(FROM)" && test -d "$(TO)" || \
+		{ echo "usage: make diff FROM=v0.2 TO=v0.3"; exit 2; }
+	@diff -ruN -x build $(FROM) $(TO); test $$? -le 1
+
+compile_commands.json:
+	tools/compile_commands.sh $(STAGES) > $@
+
+clean:
+	$(MAKE) -C common clean
+	for s in $(STAGES); do $(MAKE) -C $$s clean; done
+	rm -f compile_commands.json
+
+.PHONY: all common $(STAGES) test demo diff clean compile_commands.json
