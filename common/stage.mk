@@ -27,7 +27,7 @@ $(B)/common/%.o: $(COMMON)/%.c $(HDRS) $(B)/.flags
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/libzinc.a: $(OBJS)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(B)/demo/%.o: demo/%.c $(HDRS) $(B)/.flags
 	@mkdir -p $(dir $@)

@@ -103,7 +103,7 @@ class Server:
         if uses_conf(stage):
             if conf_text is not None or conf is not False:
                 write_conf(workdir, port, conf, conf_text)
-            cmd = [str(exe)] + list(args)
+            cmd = [str(exe)] + list(args or [])
         else:
             cmd = [str(exe)] + (list(args) if args is not None
                                 else [str(port)])

@@ -37,7 +37,7 @@ def threads_per_conn(stage):
 def write_conf(workdir, port, conf=None, conf_text=None):
     (workdir / "conf").mkdir(exist_ok=True)
     if conf_text is None:
-        conf_text = json.dumps({"TcpPort": port, **(conf or {})}, indent=2)
+        conf_text = json.dumps({"TcpPort": port, **(conf or {})})
     (workdir / "conf" / "zinc.json").write_text(conf_text)
 
 

@@ -1,0 +1,121 @@
+"""v0.4 on: the server reads conf/zinc.json. Every configuration mistake is
+reported with the file and the line:column or the key, and exit status 2;
+it never crashes and never starts on a value it did not understand."""
+
+import socket
+
+import pytest
+
+from zinc import open_conn, roundtrip
+
+pytestmark = pytest.mark.since("v0.4")
+
+
+def test_name_and_version_in_the_log(stage, start_server):
+    srv = start_server(conf={"Name": "test-app", "Version": "9.9"})
+    line = srv.wait_log(r".*listening on.*").group(0)
+    assert "[test-app]" in line and "version 9.9" in line
+    roundtrip(stage, open_conn(stage, srv.port))
+
+
+def test_default_version_is_the_stage(stage, server):
+    assert f"version {stage} listening on 127.0.0.1:{server.port}" \
+        in server.text()
+
+
+def test_c_option_names_the_file(stage, start_server, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text('{"TcpPort": 0, "Name": "from-c"}')
+    srv = start_server(args=["-c", str(other)], conf=False)
+    assert "[from-c]" in srv.text()
+    roundtrip(stage, open_conn(stage, srv.port))
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_missing_file_means_defaults(stage, start_server):
+    if not port_is_free(8999):
+        pytest.skip("the default port 8999 is taken on this machine")
+    srv = start_server(conf=False)
+    assert "not found: using the defaults" in srv.text()
+    assert srv.port == 8999
+    assert "[ZincServerApp]" in srv.text()
+    roundtrip(stage, open_conn(stage, 8999))
+
+
+def test_unknown_key_is_a_warning(stage, start_server):
+    srv = start_server(conf={"TcpPrt": 1234})
+    assert 'WARN  conf/zinc.json:1:26: unknown key "TcpPrt" ignored' \
+        in srv.text()
+    roundtrip(stage, open_conn(stage, srv.port))
+
+
+BAD_JSON = [
+    # (file text, the "file:line:col" the message must name)
+    ('{"TcpPort": 0,}', "conf/zinc.json:1:14:"),
+    ('{\n  "TcpPort": 0\n  "Name": "x"\n}', "conf/zinc.json:3:3:"),
+    ('{"TcpPort": 0', "conf/zinc.json:1:14:"),
+    ("", "conf/zinc.json:1:1:"),
+    ("{'TcpPort': 0}", "conf/zinc.json:1:2:"),
+    ('{"TcpPort": 0} // comment', "conf/zinc.json:1:16:"),
+]
+
+
+@pytest.mark.parametrize("text,where", BAD_JSON)
+def test_invalid_json_names_line_and_column(start_server, text, where):
+    srv = start_server(conf_text=text, wait=False)
+    assert srv.wait_exit() == 2
+    assert f"{where} invalid JSON" in srv.text()
+    assert "listening on" not in srv.text()
+
+
+BAD_VALUES = [
+    # (key, value, words the message must contain)
+    ("TcpPort", 70000, "TcpPort: must be an integer from 0 to 65535"),
+    ("TcpPort", -1, "TcpPort: must be an integer from 0 to 65535"),
+    ("TcpPort", 80.5, "TcpPort: must be an integer"),
+    ("TcpPort", "8999", "TcpPort: expected an integer, got string"),
+    ("MaxConn", -5, "MaxConn: must be an integer from 1"),
+    ("MaxConn", 0, "MaxConn: must be an integer from 1"),
+    ("MaxPacketSize", -1, "MaxPacketSize: must be an integer from 0"),
+    ("MaxPacketSize", 1e30, "MaxPacketSize: must be an integer"),
+    ("Name", 42, "Name: expected a string, got number"),
+    ("Name", "x" * 100, "Name: longer than"),
+    ("Host", "localhost", 'Host: "localhost" is not a numeric'),
+    ("Host", None, "Host: expected a string, got null"),
+]
+
+
+@pytest.mark.parametrize("key,value,words", BAD_VALUES)
+def test_bad_value_names_the_key(start_server, key, value, words):
+    srv = start_server(conf={key: value}, wait=False)
+    assert srv.wait_exit() == 2
+    assert f"conf/zinc.json:1:" in srv.text()
+    assert words in srv.text()
+    assert "listening on" not in srv.text()
+
+
+def test_top_level_must_be_an_object(start_server):
+    srv = start_server(conf_text="[8999]", wait=False)
+    assert srv.wait_exit() == 2
+    assert "conf/zinc.json:1:1: expected an object" in srv.text()
+
+
+def test_unreadable_config_is_an_error(start_server, tmp_path):
+    srv = start_server(args=["-c", str(tmp_path)], conf=False, wait=False)
+    assert srv.wait_exit() == 2
+    assert "cannot read" in srv.text()
+
+
+@pytest.mark.parametrize("args", [["-x"], ["extra"], ["-c"]])
+def test_bad_command_line(start_server, args):
+    srv = start_server(args=args, wait=False)
+    assert srv.wait_exit() == 2
+    assert "usage" in srv.text()

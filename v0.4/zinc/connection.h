@@ -1,0 +1,61 @@
+/*
+ * connection -- one client connection as an object.
+ *
+ * A zn_conn carries an id, its remote address, a closed flag and the router
+ * that handles what the client sends. For every chunk it reads, the
+ * connection's reader thread builds a request and hands it to the router.
+ */
+#ifndef ZN_CONNECTION_H
+#define ZN_CONNECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "zinc/router.h"
+
+struct zn_conn;
+
+/*
+ * Wrap the connected socket fd as connection `id`, peer `addr`, served by
+ * `router` (which must outlive the connection). The connection owns fd from
+ * now on. Returns NULL with errno set when out of memory (fd is then still
+ * the caller's).
+ */
+struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                            socklen_t addrlen, struct zn_router *router);
+
+/*
+ * Start the connection's reader thread. From then on the reader thread owns
+ * the connection: when the client leaves or zn_conn_stop() is called, it
+ * closes the socket and frees the connection. Returns 0, or a negative errno
+ * when no thread could be started (the caller still owns conn then and
+ * releases it with zn_conn_free()).
+ */
+int zn_conn_start(struct zn_conn *conn);
+
+/*
+ * Stop the connection: mark it closed and shut the socket down, which wakes
+ * the reader thread so it can clean up. Idempotent and safe from any thread
+ * that holds a valid pointer (a router handling a request always does); only the
+ * first call has an effect.
+ */
+void zn_conn_stop(struct zn_conn *conn);
+
+/* Close the socket and free a connection that was never started. */
+void zn_conn_free(struct zn_conn *conn);
+
+/* The socket, for writing replies (Go: GetTCPConnection). */
+int zn_conn_fd(const struct zn_conn *conn);
+
+/* The connection id, unique per server, counting from 0. */
+uint32_t zn_conn_id(const struct zn_conn *conn);
+
+/* The peer as "IP:PORT"; valid as long as the connection. */
+const char *zn_conn_remote_addr(const struct zn_conn *conn);
+
+/* True once zn_conn_stop() has run. */
+bool zn_conn_is_closed(const struct zn_conn *conn);
+
+#endif
