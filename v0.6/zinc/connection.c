@@ -1,0 +1,209 @@
+#include "zinc/connection.h"
+
+#include "zinc/config.h"
+#include "zinc/datapack.h"
+
+#include "zn_addr.h"
+#include "zn_io.h"
+#include "zn_log.h"
+#include "zn_thread.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * Each reader thread gets a small stack. The default (8 MiB on Linux) is
+ * only address space until touched, but with thousands of clients it adds up
+ * to gigabytes of reservations; the read loop keeps its messages on the
+ * heap and needs a few KiB. 256 KiB leaves room for libc and the
+ * sanitizers.
+ */
+#define ZN_THREAD_STACK (256 * 1024)
+
+struct zn_conn {
+    int fd;                         /* the client socket, owned */
+    uint32_t id;                    /* unique per server */
+    atomic_bool closed;             /* set once by the first stop */
+    pthread_mutex_t send_lock;      /* one message on the wire at a time */
+    struct zn_msghandler *handler;  /* routes every request by msg id */
+    char remote[ZN_ADDR_STRLEN];    /* "IP:PORT" of the peer */
+};
+
+struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                            socklen_t addrlen, struct zn_msghandler *handler)
+{
+    struct zn_conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->fd = fd;
+    c->id = id;
+    atomic_init(&c->closed, false);
+    pthread_mutex_init(&c->send_lock, NULL);
+    c->handler = handler;
+    zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
+    return c;
+}
+
+/*
+ * Read one message: exactly ZN_HEADER_LEN bytes of header, then exactly
+ * DataLen bytes of body, however the bytes were cut into TCP segments.
+ * Returns the message, or NULL at the end of the stream or on any error
+ * (logged, except a clean close between two messages).
+ */
+static struct zn_msg *read_msg(struct zn_conn *c)
+{
+    unsigned char head[ZN_HEADER_LEN];
+    struct zn_msg *msg;
+    uint32_t id, len;
+    ssize_t n = zn_readn(c->fd, head, sizeof(head));
+
+    if (n == 0)
+        return NULL; /* the client closed between two messages */
+    if (n < (ssize_t)sizeof(head)) {
+        if (n < 0)
+            zn_warn("conn %u: read: %s", c->id, strerror(errno));
+        else if (!zn_conn_is_closed(c))
+            zn_warn("conn %u: truncated header (%zd of %d bytes)", c->id, n,
+                    ZN_HEADER_LEN);
+        return NULL;
+    }
+    if (zn_datapack_unpack(head, &id, &len) < 0) {
+        zn_warn("conn %u: message of %u bytes exceeds MaxPacketSize %u, "
+                "closing",
+                c->id, len, (unsigned)zn_global.max_packet_size);
+        return NULL;
+    }
+    msg = zn_msg_new(id, NULL, len);
+    if (msg == NULL) {
+        zn_error("conn %u: no memory for a message of %u bytes", c->id, len);
+        return NULL;
+    }
+    n = zn_readn(c->fd, zn_msg_data(msg), len);
+    if (n != (ssize_t)len) {
+        if (n < 0)
+            zn_warn("conn %u: read: %s", c->id, strerror(errno));
+        else
+            zn_warn("conn %u: truncated body (%zd of %u bytes)", c->id, n,
+                    len);
+        zn_msg_free(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+/* The reader thread: read messages, hand each to the message handler,
+ * until the end. */
+static void *reader_thread(void *arg)
+{
+    struct zn_conn *c = arg;
+    struct zn_msg *msg;
+
+    zn_thread_set_name("zn-reader-%u", c->id);
+    zn_info("conn %u started, remote %s", c->id, c->remote);
+    while ((msg = read_msg(c)) != NULL) {
+        struct zn_request req = {.conn = c, .msg = msg};
+
+        zn_msghandler_do(c->handler, &req);
+        zn_msg_free(msg);
+        if (zn_conn_is_closed(c))
+            break; /* the router stopped the connection */
+    }
+
+    /* Whoever ended the loop, this thread owns c: stop it and free it. */
+    zn_conn_stop(c);
+    zn_info("conn %u stopped", c->id);
+    zn_conn_free(c);
+    return NULL;
+}
+
+int zn_conn_start(struct zn_conn *c)
+{
+    pthread_attr_t attr;
+    pthread_t tid;
+    int rc;
+
+    /*
+     * Detached: nobody joins a reader thread, it cleans up after itself
+     * when its client leaves. The price is that stop cannot wait for them;
+     * v0.9's connection manager changes that.
+     */
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, ZN_THREAD_STACK);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&tid, &attr, reader_thread, c);
+    pthread_attr_destroy(&attr);
+    return -rc;
+}
+
+void zn_conn_stop(struct zn_conn *c)
+{
+    /* atomic_exchange returns the old value: only the first caller sees
+     * false, so the socket is shut down exactly once. */
+    if (atomic_exchange(&c->closed, true))
+        return;
+    /*
+     * shutdown(), not close(): the reader may be blocked in read() on this
+     * descriptor. shutdown() makes that read return 0 while the number
+     * stays ours, so it cannot be reused by another accept() under the
+     * reader's feet. The reader closes it when it is done.
+     */
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
+                     uint32_t len)
+{
+    size_t size;
+    char *buf;
+    int rc = 0;
+
+    if (zn_conn_is_closed(c))
+        return -EPIPE;
+    buf = zn_datapack_pack(id, data, len, &size);
+    if (buf == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&c->send_lock);
+    if (zn_writen(c->fd, buf, size) < 0)
+        rc = -errno;
+    pthread_mutex_unlock(&c->send_lock);
+    free(buf);
+    if (rc < 0) {
+        zn_warn("conn %u: send: %s", c->id, strerror(-rc));
+        zn_conn_stop(c);
+    }
+    return rc;
+}
+
+void zn_conn_free(struct zn_conn *c)
+{
+    if (c == NULL)
+        return;
+    close(c->fd);
+    pthread_mutex_destroy(&c->send_lock);
+    free(c);
+}
+
+int zn_conn_fd(const struct zn_conn *c)
+{
+    return c->fd;
+}
+
+uint32_t zn_conn_id(const struct zn_conn *c)
+{
+    return c->id;
+}
+
+const char *zn_conn_remote_addr(const struct zn_conn *c)
+{
+    return c->remote;
+}
+
+bool zn_conn_is_closed(const struct zn_conn *c)
+{
+    return atomic_load(&c->closed);
+}

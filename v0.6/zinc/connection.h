@@ -1,0 +1,73 @@
+/*
+ * connection -- one client connection as an object.
+ *
+ * A zn_conn carries an id, its remote address, a closed flag and the
+ * message handler that routes what the client sends. The connection's
+ * reader thread reads one TLV message at a time (datapack.h), builds a
+ * request and hands it to the message handler, which picks the router for
+ * its id; replies go out with zn_conn_send_msg().
+ */
+#ifndef ZN_CONNECTION_H
+#define ZN_CONNECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "zinc/msghandler.h"
+
+struct zn_conn;
+
+/*
+ * Wrap the connected socket fd as connection `id`, peer `addr`, served by
+ * the message handler `handler` (which must outlive the connection). The connection owns fd from
+ * now on. Returns NULL with errno set when out of memory (fd is then still
+ * the caller's).
+ */
+struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                            socklen_t addrlen, struct zn_msghandler *handler);
+
+/*
+ * Start the connection's reader thread. From then on the reader thread owns
+ * the connection: when the client leaves or zn_conn_stop() is called, it
+ * closes the socket and frees the connection. Returns 0, or a negative errno
+ * when no thread could be started (the caller still owns conn then and
+ * releases it with zn_conn_free()).
+ */
+int zn_conn_start(struct zn_conn *conn);
+
+/*
+ * Stop the connection: mark it closed and shut the socket down, which wakes
+ * the reader thread so it can clean up. Idempotent and safe from any thread
+ * that holds a valid pointer (a router handling a request always does); only the
+ * first call has an effect.
+ */
+void zn_conn_stop(struct zn_conn *conn);
+
+/*
+ * Send one message: the header and len bytes of data, packed into one
+ * buffer and written whole. Safe from any thread: a lock keeps two
+ * messages from interleaving on the socket. Returns 0, -EPIPE when the
+ * connection is closed, -ENOMEM, or the negative errno of the write (the
+ * connection is then stopped).
+ */
+int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
+                     uint32_t len);
+
+/* Close the socket and free a connection that was never started. */
+void zn_conn_free(struct zn_conn *conn);
+
+/* The socket, for writing replies (Go: GetTCPConnection). */
+int zn_conn_fd(const struct zn_conn *conn);
+
+/* The connection id, unique per server, counting from 0. */
+uint32_t zn_conn_id(const struct zn_conn *conn);
+
+/* The peer as "IP:PORT"; valid as long as the connection. */
+const char *zn_conn_remote_addr(const struct zn_conn *conn);
+
+/* True once zn_conn_stop() has run. */
+bool zn_conn_is_closed(const struct zn_conn *conn);
+
+#endif

@@ -1,0 +1,256 @@
+#include "zinc/server.h"
+
+#include "zinc/config.h"
+#include "zinc/connection.h"
+
+#include "zn_addr.h"
+#include "zn_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct zn_server {
+    char *name;     /* shown in log lines */
+    char *ip;       /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port;  /* port to bind; after start, the port bound */
+    int listen_fd;  /* listening socket, -1 until started */
+    int wake[2];    /* self-pipe: a byte in wake[1] stops serve() */
+    uint32_t next_id; /* the next connection id */
+    struct zn_msghandler *handler; /* msg id -> router, owned */
+};
+
+/* The pipe a signal handler writes to; one serving server per process. */
+static int signal_wake_fd = -1;
+
+struct zn_server *zn_server_new(void)
+{
+    struct zn_server *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (s == NULL)
+        return NULL;
+    s->listen_fd = -1;
+    s->wake[0] = s->wake[1] = -1;
+    s->port = zn_global.tcp_port;
+    s->name = strdup(zn_global.name);
+    s->ip = strdup(zn_global.host);
+    s->handler = zn_msghandler_new();
+    if (s->name == NULL || s->ip == NULL || s->handler == NULL ||
+        pipe(s->wake) < 0)
+        goto err;
+    fcntl(s->wake[1], F_SETFL, O_NONBLOCK);
+    return s;
+err:
+    rc = errno; /* strdup: ENOMEM; pipe: EMFILE or ENFILE */
+    zn_server_free(s);
+    errno = rc;
+    return NULL;
+}
+
+int zn_server_add_router(struct zn_server *s, uint32_t msg_id,
+                         struct zn_router *router)
+{
+    return zn_msghandler_add_router(s->handler, msg_id, router);
+}
+
+int zn_server_start(struct zn_server *s)
+{
+    struct addrinfo hints = {0}, *res, *ai;
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof(bound);
+    char port[8], addr[ZN_ADDR_STRLEN];
+    int fd = -1, err = 0, rc;
+
+    /* Numeric host and port only: a server should not wait on DNS. */
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", (unsigned)s->port);
+    rc = getaddrinfo(s->ip, port, &hints, &res);
+    if (rc != 0) {
+        zn_error("[%s] cannot resolve %s: %s", s->name, s->ip,
+                 gai_strerror(rc));
+        return -EINVAL;
+    }
+
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        int one = 1;
+
+        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        /* Restart at once after a stop, even with old connections in
+         * TIME_WAIT on this port. */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, SOMAXCONN) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        zn_error("[%s] cannot listen on %s:%u: %s", s->name, s->ip,
+                 (unsigned)s->port, strerror(err));
+        return -err;
+    }
+
+    /* With port 0 the system chose one: ask which. */
+    getsockname(fd, (struct sockaddr *)&bound, &len);
+    zn_addr_format((struct sockaddr *)&bound, len, addr, sizeof(addr));
+    s->port = ntohs(bound.ss_family == AF_INET6
+                        ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                        : ((struct sockaddr_in *)&bound)->sin_port);
+    s->listen_fd = fd;
+    zn_info("[%s] version %s listening on %s", s->name, zn_global.version,
+            addr);
+    return 0;
+}
+
+void zn_server_stop(struct zn_server *s)
+{
+    char byte = 1;
+
+    /* write(2) is async-signal-safe. The pipe is non-blocking: when it is
+     * full, a stop is already pending and losing this byte is fine. */
+    if (write(s->wake[1], &byte, 1) < 0) {
+        /* nothing to undo */
+    }
+}
+
+/* Wrap an accepted socket in a connection and start its reader thread. */
+static void start_conn(struct zn_server *s, int fd, const struct sockaddr *sa,
+                       socklen_t len)
+{
+    struct zn_conn *conn;
+    int one = 1, rc;
+
+    /* Small request/reply messages should leave at once, not wait for
+     * Nagle's algorithm to collect a full segment. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    conn = zn_conn_new(fd, s->next_id++, sa, len, s->handler);
+    if (conn == NULL) {
+        zn_error("[%s] out of memory for a connection", s->name);
+        close(fd);
+        return;
+    }
+    rc = zn_conn_start(conn);
+    if (rc < 0) {
+        zn_error("conn %u: cannot start a thread: %s", zn_conn_id(conn),
+                 strerror(-rc));
+        zn_conn_free(conn);
+    }
+}
+
+/* Accept one pending client, if any. Never blocks: poll said it is ready. */
+static void accept_one(struct zn_server *s)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    int fd = accept(s->listen_fd, (struct sockaddr *)&sa, &len);
+
+    if (fd >= 0) {
+        start_conn(s, fd, (struct sockaddr *)&sa, len);
+        return;
+    }
+    if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+        return; /* the client gave up before we got to it: not an error */
+    zn_error("[%s] accept: %s", s->name, strerror(errno));
+    /*
+     * Out of file descriptors or memory: the pending connection stays in
+     * the queue and poll() would report it again at once. Pause instead of
+     * spinning on the CPU until a client leaves.
+     */
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno; /* a handler must not change errno under main */
+    char byte = (char)sig;
+
+    if (write(signal_wake_fd, &byte, 1) < 0) {
+        /* full pipe: a stop is already pending */
+    }
+    errno = saved;
+}
+
+int zn_server_serve(struct zn_server *s)
+{
+    struct sigaction sa = {0}, old_int, old_term;
+    int rc = zn_server_start(s);
+
+    if (rc < 0)
+        return rc;
+
+    /*
+     * The self-pipe trick: a signal handler may do almost nothing, so it
+     * writes a byte to a pipe that the accept loop polls next to the
+     * listening socket. No flag to check, no race between checking a flag
+     * and blocking.
+     */
+    signal_wake_fd = s->wake[1];
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    for (;;) {
+        struct pollfd fds[2] = {
+            {.fd = s->listen_fd, .events = POLLIN},
+            {.fd = s->wake[0], .events = POLLIN},
+        };
+
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            zn_error("[%s] poll: %s", s->name, strerror(errno));
+            break;
+        }
+        if (fds[1].revents)
+            break;
+        if (fds[0].revents)
+            accept_one(s);
+    }
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    signal_wake_fd = -1;
+    zn_info("[%s] stopped", s->name);
+    return 0;
+}
+
+uint16_t zn_server_port(const struct zn_server *s)
+{
+    return s->listen_fd >= 0 ? s->port : 0;
+}
+
+void zn_server_free(struct zn_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->wake[0] >= 0)
+        close(s->wake[0]);
+    if (s->wake[1] >= 0)
+        close(s->wake[1]);
+    zn_msghandler_free(s->handler);
+    free(s->name);
+    free(s->ip);
+    free(s);
+}
