@@ -60,9 +60,14 @@ static const struct zn_router_ops ping_ops = {
     .post_handle = ping_post_handle,
 };
 
+/*
+ * Static, not local to main(): a reader thread may still be using a router
+ * for a moment after main() returns, while the process exits.
+ */
+static struct zn_router ping = {.ops = &ping_ops};
+
 int main(int argc, char **argv)
 {
-    struct zn_router ping = {.ops = &ping_ops};
     struct zn_server *s;
     uint16_t port = 8999;
     int rc;

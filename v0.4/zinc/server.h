@@ -24,7 +24,8 @@ struct zn_server *zn_server_new(void);
 
 /*
  * Set the router that handles every request. The server does not own it; it
- * must outlive the server. Call before zn_server_serve().
+ * must outlive every connection (a static object does). Call before
+ * zn_server_serve().
  */
 void zn_server_add_router(struct zn_server *s, struct zn_router *router);
 

@@ -41,9 +41,14 @@ static const struct zn_router_ops ping_ops = {
     .handle = ping_handle,
 };
 
+/*
+ * Static, not local to main(): a reader thread may still be using a router
+ * for a moment after main() returns, while the process exits.
+ */
+static struct zn_router ping = {.ops = &ping_ops};
+
 int main(int argc, char **argv)
 {
-    struct zn_router ping = {.ops = &ping_ops};
     const char *path = ZN_CONFIG_PATH;
     struct zn_server *s;
     int opt, rc;

@@ -58,10 +58,15 @@ static void hello_handle(struct zn_router *r, struct zn_request *req)
 static const struct zn_router_ops ping_ops = {.handle = ping_handle};
 static const struct zn_router_ops hello_ops = {.handle = hello_handle};
 
+/*
+ * Static, not local to main(): a reader thread may still be using a router
+ * for a moment after main() returns, while the process exits.
+ */
+static struct zn_router ping = {.ops = &ping_ops};
+static struct zn_router hello = {.ops = &hello_ops};
+
 int main(int argc, char **argv)
 {
-    struct zn_router ping = {.ops = &ping_ops};
-    struct zn_router hello = {.ops = &hello_ops};
     const char *path = ZN_CONFIG_PATH;
     struct zn_server *s;
     int opt, rc;

@@ -45,6 +45,7 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     atomic_init(&c->closed, false);
     pthread_mutex_init(&c->send_lock, NULL);
     c->handler = handler;
+    zn_msghandler_hold(handler);
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
     return c;
 }
@@ -185,6 +186,7 @@ void zn_conn_free(struct zn_conn *c)
         return;
     close(c->fd);
     pthread_mutex_destroy(&c->send_lock);
+    zn_msghandler_release(c->handler);
     free(c);
 }
 

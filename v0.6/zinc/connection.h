@@ -21,7 +21,8 @@ struct zn_conn;
 
 /*
  * Wrap the connected socket fd as connection `id`, peer `addr`, served by
- * the message handler `handler` (which must outlive the connection). The connection owns fd from
+ * the message handler `handler`, of which it holds a reference until it is
+ * freed. The connection owns fd from
  * now on. Returns NULL with errno set when out of memory (fd is then still
  * the caller's).
  */

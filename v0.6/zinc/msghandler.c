@@ -6,9 +6,11 @@
 #include "zn_map.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 struct zn_msghandler {
+    atomic_int refs;     /* the server's and one per connection */
     struct zn_map *apis; /* uint32_t msg id -> struct zn_router * */
 };
 
@@ -18,6 +20,7 @@ struct zn_msghandler *zn_msghandler_new(void)
 
     if (h == NULL)
         return NULL;
+    atomic_init(&h->refs, 1);
     h->apis = zn_map_new();
     if (h->apis == NULL) {
         free(h);
@@ -27,9 +30,19 @@ struct zn_msghandler *zn_msghandler_new(void)
     return h;
 }
 
-void zn_msghandler_free(struct zn_msghandler *h)
+void zn_msghandler_hold(struct zn_msghandler *h)
 {
-    if (h == NULL)
+    atomic_fetch_add(&h->refs, 1);
+}
+
+void zn_msghandler_release(struct zn_msghandler *h)
+{
+    /*
+     * The atomic decrement also orders memory: whatever a reader thread did
+     * with the table happens before the free by whoever drops the last
+     * reference.
+     */
+    if (h == NULL || atomic_fetch_sub(&h->refs, 1) != 1)
         return;
     zn_map_free(h->apis, NULL); /* the routers are not ours */
     free(h);

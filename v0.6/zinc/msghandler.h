@@ -15,11 +15,24 @@
 
 struct zn_msghandler;
 
-/* A new, empty table. Returns NULL with errno ENOMEM. */
+/*
+ * A new, empty table, with one reference held by the caller. Returns NULL
+ * with errno ENOMEM.
+ */
 struct zn_msghandler *zn_msghandler_new(void);
 
-/* Free the table; the routers are the caller's. NULL is a no-op. */
-void zn_msghandler_free(struct zn_msghandler *h);
+/*
+ * Take one more reference to the table. Every connection holds one: its
+ * detached reader thread may still be finishing a message when the server
+ * that created the table is freed at shutdown.
+ */
+void zn_msghandler_hold(struct zn_msghandler *h);
+
+/*
+ * Drop a reference; the last one frees the table (the routers are the
+ * caller's). Safe from any thread. NULL is a no-op.
+ */
+void zn_msghandler_release(struct zn_msghandler *h);
 
 /*
  * Register router for message id. Returns 0, -EEXIST when id already has a

@@ -249,7 +249,7 @@ void zn_server_free(struct zn_server *s)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
         close(s->wake[1]);
-    zn_msghandler_free(s->handler);
+    zn_msghandler_release(s->handler); /* readers may still hold it */
     free(s->name);
     free(s->ip);
     free(s);

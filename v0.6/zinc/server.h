@@ -26,8 +26,8 @@ struct zn_server *zn_server_new(void);
 /*
  * Route messages with id `msg_id` to `router`. Returns 0, -EEXIST when that
  * id already has a router (the first one stays), or -ENOMEM. The server
- * does not own the router; it must outlive the server. Call before
- * zn_server_serve().
+ * does not own the router; it must outlive every connection (a static
+ * object does). Call before zn_server_serve().
  */
 int zn_server_add_router(struct zn_server *s, uint32_t msg_id,
                          struct zn_router *router);
