@@ -19,7 +19,8 @@ static void *spam(void *arg)
     long id = (long)arg;
 
     for (int i = 0; i < LINES; i++)
-        zn_info("thread %ld line %d %s", id, i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        zn_info("thread %ld line %d %s", id, i,
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     return NULL;
 }
 

@@ -29,19 +29,18 @@
 #define ZN_READ_BUF     512
 
 struct zn_server {
-    char *name;     /* shown in log lines */
-    char *ip;       /* address to bind, e.g. "127.0.0.1" */
-    uint16_t port;  /* port to bind; after start, the port bound */
-    int listen_fd;  /* listening socket, -1 until started */
-    int wake[2];    /* self-pipe: a byte in wake[1] stops serve() */
+    char *name;       /* shown in log lines */
+    char *ip;         /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port;    /* port to bind; after start, the port bound */
+    int listen_fd;    /* listening socket, -1 until started */
+    int wake[2];      /* self-pipe: a byte in wake[1] stops serve() */
     unsigned next_id; /* numbers the client threads */
 };
 
 /* The pipe a signal handler writes to; one serving server per process. */
 static int signal_wake_fd = -1;
 
-struct zn_server *zn_server_new(const char *name, const char *ip,
-                                uint16_t port)
+struct zn_server *zn_server_new(const char *name, const char *ip, uint16_t port)
 {
     struct zn_server *s = calloc(1, sizeof(*s));
     int rc;
@@ -159,8 +158,8 @@ static void *client_thread(void *arg)
 }
 
 /* Hand an accepted socket to a new detached thread. */
-static void start_client(struct zn_server *s, int fd,
-                         const struct sockaddr *sa, socklen_t len)
+static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
+                         socklen_t len)
 {
     char addr[ZN_ADDR_STRLEN];
     struct client *c;
@@ -194,8 +193,7 @@ static void start_client(struct zn_server *s, int fd,
     rc = pthread_create(&tid, &attr, client_thread, c);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        zn_error("client %u: cannot start a thread: %s", c->id,
-                 strerror(rc));
+        zn_error("client %u: cannot start a thread: %s", c->id, strerror(rc));
         close(fd);
         free(c);
     }

@@ -20,8 +20,7 @@ int main(int argc, char **argv)
     int rc;
 
     if (argc > 2 || (argc == 2 && zn_addr_parse_port(argv[1], &port) < 0)) {
-        fprintf(stderr, "usage: %s [PORT]   (PORT is 0 to 65535)\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [PORT]   (PORT is 0 to 65535)\n", argv[0]);
         return 2;
     }
 

@@ -21,8 +21,7 @@ struct zn_conn;
  * thread; data is only valid during the call. Return 0 to go on reading, or
  * a negative errno to close the connection.
  */
-typedef int (*zn_handle_fn)(struct zn_conn *conn, const char *data,
-                            size_t len);
+typedef int (*zn_handle_fn)(struct zn_conn *conn, const char *data, size_t len);
 
 /*
  * Wrap the connected socket fd as connection `id`, peer `addr`, bound to

@@ -22,11 +22,11 @@
 #define ZN_READ_BUF     512
 
 struct zn_conn {
-    int fd;                         /* the client socket, owned */
-    uint32_t id;                    /* unique per server */
-    atomic_bool closed;             /* set once by the first stop */
-    struct zn_router *router;       /* handles every request */
-    char remote[ZN_ADDR_STRLEN];    /* "IP:PORT" of the peer */
+    int fd;                      /* the client socket, owned */
+    uint32_t id;                 /* unique per server */
+    atomic_bool closed;          /* set once by the first stop */
+    struct zn_router *router;    /* handles every request */
+    char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
 };
 
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,

@@ -38,8 +38,8 @@ int zn_conn_start(struct zn_conn *conn);
 /*
  * Stop the connection: mark it closed and shut the socket down, which wakes
  * the reader thread so it can clean up. Idempotent and safe from any thread
- * that holds a valid pointer (a router handling a request always does); only the
- * first call has an effect.
+ * that holds a valid pointer (a router handling a request always does); only
+ * the first call has an effect.
  */
 void zn_conn_stop(struct zn_conn *conn);
 

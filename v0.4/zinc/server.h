@@ -31,9 +31,9 @@ void zn_server_add_router(struct zn_server *s, struct zn_router *router);
 
 /*
  * Resolve the address, bind and listen, then log the server's Name and
- * Version and "listening on IP:PORT" with the port actually bound. Returns 0 or a negative errno (the reason is
- * logged too), for instance -EADDRINUSE, or -EINVAL when no router was
- * added.
+ * Version and "listening on IP:PORT" with the port actually bound. Returns 0 or
+ * a negative errno (the reason is logged too), for instance -EADDRINUSE, or
+ * -EINVAL when no router was added.
  */
 int zn_server_start(struct zn_server *s);
 

@@ -47,9 +47,9 @@ static int set_key(struct zn_config *conf, const char *path,
                    const struct config_key *k, const struct zn_json *v)
 {
     char *field = (char *)conf + k->offset;
-    enum zn_json_type want =
-        k->kind == KEY_STRING || k->kind == KEY_HOST ? ZN_JSON_STRING
-                                                     : ZN_JSON_NUMBER;
+    enum zn_json_type want = k->kind == KEY_STRING || k->kind == KEY_HOST
+                                 ? ZN_JSON_STRING
+                                 : ZN_JSON_NUMBER;
     unsigned char ip[16];
     long long n;
 
@@ -62,8 +62,8 @@ static int set_key(struct zn_config *conf, const char *path,
     if (want == ZN_JSON_STRING) {
         if (v->u.string.len >= k->size ||
             strlen(v->u.string.chars) != v->u.string.len) {
-            zn_error("%s:%d:%d: %s: longer than %zu bytes or holds a NUL",
-                     path, v->line, v->col, k->name, k->size - 1);
+            zn_error("%s:%d:%d: %s: longer than %zu bytes or holds a NUL", path,
+                     v->line, v->col, k->name, k->size - 1);
             return -1;
         }
         if (k->kind == KEY_HOST &&
@@ -114,8 +114,8 @@ int zn_config_load(const char *path)
         return -EINVAL;
     }
     if (doc->type != ZN_JSON_OBJECT) {
-        zn_error("%s:%d:%d: expected an object {...}, got %s", path,
-                 doc->line, doc->col, zn_json_type_name(doc->type));
+        zn_error("%s:%d:%d: expected an object {...}, got %s", path, doc->line,
+                 doc->col, zn_json_type_name(doc->type));
         goto out;
     }
 

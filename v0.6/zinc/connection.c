@@ -25,12 +25,12 @@
 #define ZN_THREAD_STACK (256 * 1024)
 
 struct zn_conn {
-    int fd;                         /* the client socket, owned */
-    uint32_t id;                    /* unique per server */
-    atomic_bool closed;             /* set once by the first stop */
-    pthread_mutex_t send_lock;      /* one message on the wire at a time */
-    struct zn_msghandler *handler;  /* routes every request by msg id */
-    char remote[ZN_ADDR_STRLEN];    /* "IP:PORT" of the peer */
+    int fd;                        /* the client socket, owned */
+    uint32_t id;                   /* unique per server */
+    atomic_bool closed;            /* set once by the first stop */
+    pthread_mutex_t send_lock;     /* one message on the wire at a time */
+    struct zn_msghandler *handler; /* routes every request by msg id */
+    char remote[ZN_ADDR_STRLEN];   /* "IP:PORT" of the peer */
 };
 
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
@@ -89,8 +89,7 @@ static struct zn_msg *read_msg(struct zn_conn *c)
         if (n < 0)
             zn_warn("conn %u: read: %s", c->id, strerror(errno));
         else
-            zn_warn("conn %u: truncated body (%zd of %u bytes)", c->id, n,
-                    len);
+            zn_warn("conn %u: truncated body (%zd of %u bytes)", c->id, n, len);
         zn_msg_free(msg);
         return NULL;
     }

@@ -25,14 +25,13 @@
 #include "zinc/request.h"
 
 /* From a pointer to a member back to the struct that contains it. */
-#define container_of(ptr, type, member)                                     \
-    ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member)                                        \
+    ((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct zn_router;
 
 /* One step of handling a request. */
-typedef void (*zn_router_fn)(struct zn_router *router,
-                             struct zn_request *req);
+typedef void (*zn_router_fn)(struct zn_router *router, struct zn_request *req);
 
 struct zn_router_ops {
     zn_router_fn pre_handle;  /* before handle; NULL: nothing */

@@ -34,8 +34,8 @@ int zn_server_add_router(struct zn_server *s, uint32_t msg_id,
 
 /*
  * Resolve the address, bind and listen, then log the server's Name and
- * Version and "listening on IP:PORT" with the port actually bound. Returns 0 or a negative errno (the reason is
- * logged too), for instance -EADDRINUSE.
+ * Version and "listening on IP:PORT" with the port actually bound. Returns 0 or
+ * a negative errno (the reason is logged too), for instance -EADDRINUSE.
  */
 int zn_server_start(struct zn_server *s);
 
