@@ -41,6 +41,14 @@ fi
 echo "== $stage client (talking to 127.0.0.1:$port)"
 "$dir/build/client" "127.0.0.1:$port"
 client=$?
+# Readers are detached: give them (at most 2 s) to log that their
+# connection ended before the server is stopped.
+for _ in $(seq 20); do
+    opened=$(grep -c -e 'connected from' -e 'started, remote' "$work/server.log")
+    closed=$(grep -c -e 'disconnected$' -e 'conn [0-9]* stopped$' "$work/server.log")
+    [ "$closed" -ge "$opened" ] && break
+    sleep 0.1
+done
 kill -TERM "$pid"
 wait "$pid"
 server=$?

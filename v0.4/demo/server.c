@@ -33,6 +33,8 @@ static void reply(struct zn_request *req, const char *line)
 {
     struct zn_conn *conn = zn_request_conn(req);
 
+    if (zn_conn_is_closed(conn))
+        return; /* an earlier step already failed to write */
     if (zn_writen(zn_conn_fd(conn), line, strlen(line)) < 0) {
         zn_warn("conn %u: write: %s", zn_conn_id(conn), strerror(errno));
         zn_conn_stop(conn);

@@ -30,7 +30,7 @@ struct zn_server {
 };
 
 /* The pipe a signal handler writes to; one serving server per process. */
-static int signal_wake_fd = -1;
+static volatile sig_atomic_t signal_wake_fd = -1;
 
 struct zn_server *zn_server_new(void)
 {
@@ -114,6 +114,12 @@ int zn_server_start(struct zn_server *s)
     s->port = ntohs(bound.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *)&bound)->sin6_port
                         : ((struct sockaddr_in *)&bound)->sin_port);
+    /*
+     * Non-blocking: a client may reset between poll() saying "ready" and
+     * our accept(). A blocking accept() would then sit waiting for the next
+     * client instead of going back to poll() and the wake-up pipe.
+     */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     s->listen_fd = fd;
     zn_info("[%s] version %s listening on %s", s->name, zn_global.version,
             addr);
@@ -156,7 +162,8 @@ static void start_conn(struct zn_server *s, int fd, const struct sockaddr *sa,
     }
 }
 
-/* Accept one pending client, if any. Never blocks: poll said it is ready. */
+/* Accept one pending client, if any. Never blocks: the socket is
+ * non-blocking. */
 static void accept_one(struct zn_server *s)
 {
     struct sockaddr_storage sa;
@@ -164,10 +171,14 @@ static void accept_one(struct zn_server *s)
     int fd = accept(s->listen_fd, (struct sockaddr *)&sa, &len);
 
     if (fd >= 0) {
+        /* Whether O_NONBLOCK is inherited differs between systems; the
+         * reader wants blocking reads. */
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         start_conn(s, fd, (struct sockaddr *)&sa, len);
         return;
     }
-    if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+    if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN ||
+        errno == EWOULDBLOCK)
         return; /* the client gave up before we got to it: not an error */
     zn_error("[%s] accept: %s", s->name, strerror(errno));
     /*
