@@ -13,20 +13,20 @@
 static int check_passed; /* expectations that held */
 static int check_failed; /* expectations that did not */
 
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (cond) {                                                          \
-            check_passed++;                                                  \
-        } else {                                                             \
-            check_failed++;                                                  \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-        }                                                                    \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (cond) {                                                            \
+            check_passed++;                                                    \
+        } else {                                                               \
+            check_failed++;                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+        }                                                                      \
     } while (0)
 
-#define CHECK_DONE()                                                         \
-    (printf("%s: %d passed, %d failed\n", __FILE__, check_passed,            \
-            check_failed),                                                   \
+#define CHECK_DONE()                                                           \
+    (printf("%s: %d passed, %d failed\n", __FILE__, check_passed,              \
+            check_failed),                                                     \
      check_failed ? 1 : 0)
 
 #endif

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ struct zn_server {
 };
 
 /* The pipe a signal handler writes to; one serving server per process. */
-static volatile sig_atomic_t signal_wake_fd = -1;
+static atomic_int signal_wake_fd = -1; /* lock-free: a handler may read it */
 
 struct zn_server *zn_server_new(const char *name, const char *ip, uint16_t port)
 {

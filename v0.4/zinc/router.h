@@ -25,8 +25,10 @@
 #include "zinc/request.h"
 
 /* From a pointer to a member back to the struct that contains it. */
-#define container_of(ptr, type, member)                                        \
-    ((type *)((char *)(ptr)-offsetof(type, member)))
+/* clang-format off */
+#define container_of(ptr, type, member) \
+    ((type *)((char *)(ptr) - offsetof(type, member)))
+/* clang-format on */
 
 struct zn_router;
 
