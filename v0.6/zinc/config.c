@@ -105,7 +105,7 @@ int zn_config_load(const char *path)
         goto done;
     }
     if (doc == NULL && err.line == 0) {
-        zn_error("%s: cannot read: %s", path, strerror(errno));
+        zn_error("%s: %s", path, err.msg); /* cannot open, too large... */
         return -EINVAL;
     }
     if (doc == NULL) {

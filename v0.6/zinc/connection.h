@@ -22,9 +22,8 @@ struct zn_conn;
 /*
  * Wrap the connected socket fd as connection `id`, peer `addr`, served by
  * the message handler `handler`, of which it holds a reference until it is
- * freed. The connection owns fd from
- * now on. Returns NULL with errno set when out of memory (fd is then still
- * the caller's).
+ * freed. The connection owns fd from now on. Returns NULL with errno set
+ * when out of memory (fd is then still the caller's).
  */
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
                             socklen_t addrlen, struct zn_msghandler *handler);
