@@ -593,6 +593,33 @@ static bool enter(struct parser *ps)
     return true;
 }
 
+/*
+ * After an array element or object member: either the closing bracket
+ * (left for the caller to consume) or a comma that is not a trailing one.
+ * Returns 1 when another item follows, 0 at the closing bracket, -1 on an
+ * error (already recorded).
+ */
+static int next_item(struct parser *ps, char close, const char *expected)
+{
+    struct mark comma;
+
+    skip_space(ps);
+    if (peek(ps) == close)
+        return 0;
+    if (peek(ps) != ',') {
+        unexpected(ps, expected);
+        return -1;
+    }
+    comma = here(ps);
+    advance(ps);
+    skip_space(ps);
+    if (peek(ps) == close) {
+        fail(ps, comma, "trailing comma before '%c'", close);
+        return -1;
+    }
+    return 1;
+}
+
 /* array = "[" [ value *( "," value ) ] "]" */
 static struct zn_json *parse_array(struct parser *ps)
 {
@@ -624,20 +651,11 @@ static struct zn_json *parse_array(struct parser *ps)
         }
         v->u.array.items[v->u.array.len++] = item;
 
-        skip_space(ps);
-        if (peek(ps) == ']')
+        int more = next_item(ps, ']', "',' or ']' after array element");
+        if (more < 0)
+            goto err;
+        if (more == 0)
             break;
-        if (peek(ps) != ',') {
-            unexpected(ps, "',' or ']' after array element");
-            goto err;
-        }
-        struct mark comma = here(ps);
-        advance(ps);
-        skip_space(ps);
-        if (peek(ps) == ']') {
-            fail(ps, comma, "trailing comma before ']'");
-            goto err;
-        }
     }
 done:
     advance(ps); /* the ']' */
@@ -775,20 +793,11 @@ static struct zn_json *parse_object(struct parser *ps)
         v->u.object.values[v->u.object.len++] = value;
         key = NULL;
 
-        skip_space(ps);
-        if (peek(ps) == '}')
+        int more = next_item(ps, '}', "',' or '}' after object member");
+        if (more < 0)
+            goto err;
+        if (more == 0)
             break;
-        if (peek(ps) != ',') {
-            unexpected(ps, "',' or '}' after object member");
-            goto err;
-        }
-        struct mark comma = here(ps);
-        advance(ps);
-        skip_space(ps);
-        if (peek(ps) == '}') {
-            fail(ps, comma, "trailing comma before '}'");
-            goto err;
-        }
     }
 done:
     if (!check_duplicates(ps, v, where))
