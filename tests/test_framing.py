@@ -10,16 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zinc import (PING, connect, is_closed, open_conn, pack, read_frame,
+from zinc import (PING, is_closed, open_conn, pack, ping_reply, read_frame,
                   recv_exact, roundtrip, silent, since, thread_count,
                   wait_until)
 
 pytestmark = pytest.mark.since("v0.5")
-
-
-def ping_reply(stage):
-    """The demo's answer to a message with id 0."""
-    return (1, PING) if not since(stage, "v0.6") else (0, PING)
 
 
 def test_reply_bytes_on_the_wire(stage, server):
