@@ -1,4 +1,5 @@
 #include "zn_addr.h"
+#include "zn_fd.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -70,7 +71,7 @@ int zn_addr_dial(const char *hostport)
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
         return -EINVAL;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        fd = zn_fd_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;

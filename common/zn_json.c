@@ -10,6 +10,7 @@
  */
 #include "zn_json.h"
 #include "zn_io.h"
+#include "zn_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct parser {
@@ -888,11 +890,14 @@ struct zn_json *zn_json_parse(const char *text, size_t len,
 }
 
 /* Fill *err for a file that could not be read, and leave errno set. */
-static void *file_error(struct zn_json_error *err, int e, const char *what)
+/* Fail with errno e and the message "what: why" (why NULL: errno's text). */
+static void *file_error(struct zn_json_error *err, int e, const char *what,
+                        const char *why)
 {
     if (err != NULL) {
         memset(err, 0, sizeof(*err));
-        snprintf(err->msg, sizeof(err->msg), "%s: %s", what, strerror(e));
+        snprintf(err->msg, sizeof(err->msg), "%s: %s", what,
+                 why != NULL ? why : zn_strerror(e));
     }
     errno = e;
     return NULL;
@@ -905,12 +910,25 @@ struct zn_json *zn_json_parse_file(const char *path, struct zn_json_error *err)
     const char *what = "cannot read";
     struct zn_json *v;
     char *buf = NULL, *p;
+    struct stat st;
     ssize_t r;
     int fd, e;
 
-    fd = open(path, O_RDONLY);
+    /*
+     * O_NONBLOCK: opening a FIFO with no writer would otherwise wait
+     * forever. Only a regular file is read; the flag changes nothing for
+     * one.
+     */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return file_error(err, errno, "cannot open");
+        return file_error(err, errno, "cannot open", NULL);
+    if (fstat(fd, &st) < 0)
+        goto err;
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return file_error(err, S_ISDIR(st.st_mode) ? EISDIR : EINVAL,
+                          "cannot read", "not a regular file");
+    }
     if ((buf = malloc(cap)) == NULL) {
         errno = ENOMEM;
         goto err;
@@ -918,7 +936,7 @@ struct zn_json *zn_json_parse_file(const char *path, struct zn_json_error *err)
     /*
      * Read until EOF into a buffer that doubles as needed, up to limit + 1
      * bytes: filling that last byte proves the file is too large without
-     * reading the rest of it. A pipe or /dev/stdin works too.
+     * reading the rest of it.
      */
     for (;;) {
         if (used == cap) {
@@ -952,7 +970,7 @@ err:
     e = errno;
     free(buf);
     close(fd);
-    return file_error(err, e, what);
+    return file_error(err, e, what, NULL);
 }
 
 /*

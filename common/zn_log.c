@@ -1,8 +1,11 @@
 #include "zn_log.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +17,8 @@
 
 static atomic_int log_level = ZN_LOG_INFO; /* threshold */
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-static const char *const log_names[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
+static const char *const log_names[] = {"DEBUG", "INFO ", "WARN ", "ERROR",
+                                        "NOTE "};
 
 static void log_read_env(void)
 {
@@ -40,45 +44,130 @@ enum zn_log_level zn_log_get_level(void)
     return atomic_load(&log_level);
 }
 
+/*
+ * Write one whole line to standard error. When the reader of a pipe has
+ * gone away, write(2) fails with EPIPE and also raises SIGPIPE, whose
+ * default action kills the process: a server must not die because its log
+ * shipper restarted. A library should not change the process's signal
+ * dispositions either, so, as PostgreSQL's libpq does, block SIGPIPE in
+ * this thread for the write and take back the one the write raised.
+ */
+static void log_write(const char *p, size_t n)
+{
+    static const struct timespec no_wait = {0, 0};
+    sigset_t pipe_set, pending, old;
+    bool was_pending;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE); /* not ours to take */
+
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            if (errno == EPIPE && !was_pending)
+                sigtimedwait(&pipe_set, NULL, &no_wait);
+            break; /* nowhere left to report it */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 void zn_log(enum zn_log_level level, const char *fmt, ...)
 {
-    char line[ZN_LOG_LINE_MAX];
+    char msg[ZN_LOG_LINE_MAX], line[ZN_LOG_LINE_MAX];
     struct timespec now;
     struct tm tm;
     size_t n;
     va_list ap;
-    int len;
+    int saved = errno; /* callers may still want theirs */
 
-    if (level < zn_log_get_level() || level > ZN_LOG_ERROR)
+    if (level < zn_log_get_level() || level > ZN_LOG_NOTICE)
         return;
 
     clock_gettime(CLOCK_REALTIME, &now);
     localtime_r(&now.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
-    n += snprintf(line + n, sizeof(line) - n, ".%03ld %s ",
-                  now.tv_nsec / 1000000, log_names[level]);
+    n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld %s ",
+                          now.tv_nsec / 1000000, log_names[level]);
 
     va_start(ap, fmt);
-    len = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap); /* cut when too long */
     va_end(ap);
-    /* vsnprintf returns the length it wanted; cut to what fits. */
-    if (len < 0)
-        len = 0;
-    n += (size_t)len;
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2;
+
+    /* Copy the message with control characters as \xHH: one call, one
+     * line. Keep room for the newline. */
+    for (const char *p = msg; *p != '\0'; p++) {
+        unsigned char ch = (unsigned char)*p;
+        bool control = ch < 0x20 || ch == 0x7f;
+
+        if (n + (control ? 4 : 1) > sizeof(line) - 2)
+            break;
+        if (control)
+            n += (size_t)snprintf(line + n, 5, "\\x%02x", ch);
+        else
+            line[n++] = (char)ch;
+    }
     line[n++] = '\n';
 
     /*
      * One write(2) per line: the kernel appends it as a unit, so there is
      * no lock and no stdio buffer that could mix two threads' lines.
      */
-    const char *p = line;
-    while (n > 0) {
-        ssize_t w = write(STDERR_FILENO, p, n);
-        if (w < 0)
-            return; /* nowhere left to report it */
-        p += w;
-        n -= (size_t)w;
+    log_write(line, n);
+    errno = saved;
+}
+
+char *zn_log_escape(const void *data, size_t len, char *buf, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = data;
+    size_t n = 0;
+
+    if (size == 0)
+        return buf;
+    for (size_t i = 0; i < len; i++) {
+        char esc[4];
+        size_t k = 0;
+
+        if (p[i] == '\\') {
+            esc[k++] = '\\';
+            esc[k++] = '\\';
+        } else if (p[i] >= 0x20 && p[i] < 0x7f) {
+            esc[k++] = (char)p[i];
+        } else {
+            esc[k++] = '\\';
+            esc[k++] = 'x';
+            esc[k++] = hex[p[i] >> 4];
+            esc[k++] = hex[p[i] & 0xf];
+        }
+        /* Keep room for "..." and the NUL unless this is the last byte. */
+        if (n + k + (i + 1 < len ? 3 : 0) >= size) {
+            while (n + 3 >= size && n > 0)
+                n--; /* tiny buffers: make room for the dots */
+            snprintf(buf + n, size - n, "...");
+            return buf;
+        }
+        memcpy(buf + n, esc, k);
+        n += k;
     }
+    buf[n] = '\0';
+    return buf;
+}
+
+const char *zn_strerror(int err)
+{
+    static _Thread_local char buf[128];
+
+    /* The XSI strerror_r: with _POSIX_C_SOURCE it returns an int. */
+    if (strerror_r(err, buf, sizeof(buf)) != 0)
+        snprintf(buf, sizeof(buf), "error %d", err);
+    return buf;
 }
