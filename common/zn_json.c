@@ -26,12 +26,12 @@
 
 struct parser {
     const unsigned char *text; /* the input, not NUL-terminated */
-    size_t len;                /* bytes in text */
-    size_t pos;                /* next byte to read */
-    int line, col;             /* position of text[pos], 1-based */
-    int depth;                 /* arrays and objects open around pos */
-    bool nomem;                /* the error is an allocation failure */
-    struct zn_json_error err;  /* the first error */
+    size_t len; /* bytes in text */
+    size_t pos; /* next byte to read */
+    int line, col; /* position of text[pos], 1-based */
+    int depth; /* arrays and objects open around pos */
+    bool nomem; /* the error is an allocation failure */
+    struct zn_json_error err; /* the first error */
 };
 
 /* A saved position, for errors reported at the start of a token. */
@@ -736,7 +736,7 @@ static struct zn_json *parse_object(struct parser *ps)
 {
     struct zn_json *v = new_node(ZN_JSON_OBJECT, here(ps));
     struct mark *where = NULL; /* where each key starts, for errors */
-    char *key = NULL;          /* parsed, not yet stored in v */
+    char *key = NULL; /* parsed, not yet stored in v */
     size_t cap = 0, key_len;
 
     if (v == NULL)

@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ZN_JSON_MAX_DEPTH 64         /* nested arrays + objects */
-#define ZN_JSON_MAX_FILE  (1L << 20) /* bytes zn_json_parse_file reads */
+#define ZN_JSON_MAX_DEPTH 64 /* nested arrays + objects */
+#define ZN_JSON_MAX_FILE (1L << 20) /* bytes zn_json_parse_file reads */
 
 enum zn_json_type {
     ZN_JSON_NULL,
@@ -39,20 +39,20 @@ struct zn_json {
     union {
         bool boolean; /* ZN_JSON_BOOL */
         struct {
-            double value;        /* always set */
-            bool is_int;         /* no fraction or exponent, fits long long */
+            double value; /* always set */
+            bool is_int; /* no fraction or exponent, fits long long */
             long long int_value; /* exact value when is_int */
         } number;
         struct {
             char *chars; /* UTF-8, NUL-terminated */
-            size_t len;  /* bytes; the truth when "\u0000" put NULs inside */
+            size_t len; /* bytes; the truth when "\u0000" put NULs inside */
         } string;
         struct {
             struct zn_json **items; /* in document order */
             size_t len;
         } array;
         struct {
-            char **keys;             /* in document order, all distinct */
+            char **keys; /* in document order, all distinct */
             struct zn_json **values; /* values[i] belongs to keys[i] */
             size_t len;
         } object;

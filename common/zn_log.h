@@ -43,10 +43,10 @@ void zn_log_set_level(enum zn_log_level level);
 /* The threshold in force now. */
 enum zn_log_level zn_log_get_level(void);
 
-#define zn_debug(...)  zn_log(ZN_LOG_DEBUG, __VA_ARGS__)
-#define zn_info(...)   zn_log(ZN_LOG_INFO, __VA_ARGS__)
-#define zn_warn(...)   zn_log(ZN_LOG_WARN, __VA_ARGS__)
-#define zn_error(...)  zn_log(ZN_LOG_ERROR, __VA_ARGS__)
+#define zn_debug(...) zn_log(ZN_LOG_DEBUG, __VA_ARGS__)
+#define zn_info(...) zn_log(ZN_LOG_INFO, __VA_ARGS__)
+#define zn_warn(...) zn_log(ZN_LOG_WARN, __VA_ARGS__)
+#define zn_error(...) zn_log(ZN_LOG_ERROR, __VA_ARGS__)
 #define zn_notice(...) zn_log(ZN_LOG_NOTICE, __VA_ARGS__)
 
 /*

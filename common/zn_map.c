@@ -34,17 +34,17 @@
 
 struct zn_map_entry {
     struct zn_map_entry *next; /* next entry in the same bucket, or NULL */
-    uint64_t hash;             /* hash of key, kept so growing never rehashes
-                                  and most mismatches skip the memcmp */
-    void *value;               /* the caller's pointer, never NULL */
-    size_t keylen;             /* bytes in key */
-    unsigned char key[];       /* the map's own copy of the key */
+    uint64_t hash; /* hash of key, kept so growing never rehashes
+                      and most mismatches skip the memcmp */
+    void *value; /* the caller's pointer, never NULL */
+    size_t keylen; /* bytes in key */
+    unsigned char key[]; /* the map's own copy of the key */
 };
 
 struct zn_map {
     struct zn_map_entry **buckets; /* nbuckets chain heads */
-    size_t nbuckets;               /* always a power of two */
-    size_t len;                    /* entries in the map */
+    size_t nbuckets; /* always a power of two */
+    size_t len; /* entries in the map */
 };
 
 /*

@@ -27,14 +27,14 @@
  * few KiB. 256 KiB leaves room for libc and the sanitizers.
  */
 #define ZN_THREAD_STACK (256 * 1024)
-#define ZN_READ_BUF     512
+#define ZN_READ_BUF 512
 
 struct zn_server {
-    char *name;       /* shown in log lines */
-    char *ip;         /* address to bind, e.g. "127.0.0.1" */
-    uint16_t port;    /* port to bind; after start, the port bound */
-    int listen_fd;    /* listening socket, -1 until started */
-    int wake[2];      /* self-pipe: a byte in wake[1] stops serve() */
+    char *name; /* shown in log lines */
+    char *ip; /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port; /* port to bind; after start, the port bound */
+    int listen_fd; /* listening socket, -1 until started */
+    int wake[2]; /* self-pipe: a byte in wake[1] stops serve() */
     unsigned next_id; /* numbers the client threads */
 };
 
@@ -139,7 +139,7 @@ void zn_server_stop(struct zn_server *s)
 
 /* The arguments a client thread starts with; the thread frees them. */
 struct client {
-    int fd;      /* the accepted socket, owned by the thread */
+    int fd; /* the accepted socket, owned by the thread */
     unsigned id; /* for the thread name and log lines */
 };
 

@@ -19,13 +19,13 @@
  * few KiB. 256 KiB leaves room for libc and the sanitizers.
  */
 #define ZN_THREAD_STACK (256 * 1024)
-#define ZN_READ_BUF     512
+#define ZN_READ_BUF 512
 
 struct zn_conn {
-    int fd;                      /* the client socket, owned */
-    uint32_t id;                 /* unique per server */
-    atomic_bool closed;          /* set once by the first stop */
-    zn_handle_fn handle;         /* what to do with the bytes read */
+    int fd; /* the client socket, owned */
+    uint32_t id; /* unique per server */
+    atomic_bool closed; /* set once by the first stop */
+    zn_handle_fn handle; /* what to do with the bytes read */
     char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
 };
 

@@ -21,10 +21,10 @@ struct zn_config zn_global = {
 enum key_kind { KEY_STRING, KEY_HOST, KEY_U16, KEY_INT, KEY_U32 };
 
 struct config_key {
-    const char *name;   /* the JSON key, zinx's spelling */
+    const char *name; /* the JSON key, zinx's spelling */
     enum key_kind kind; /* what the value must be */
-    size_t offset;      /* where it goes in struct zn_config */
-    size_t size;        /* KEY_STRING/KEY_HOST: room, with the NUL */
+    size_t offset; /* where it goes in struct zn_config */
+    size_t size; /* KEY_STRING/KEY_HOST: room, with the NUL */
     long long min, max; /* integer kinds: the allowed range */
 };
 

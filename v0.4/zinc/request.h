@@ -17,8 +17,8 @@ struct zn_conn;
  */
 struct zn_request {
     struct zn_conn *conn; /* where the data came from, and where to reply */
-    const char *data;     /* the bytes read, owned by the reader */
-    size_t len;           /* how many */
+    const char *data; /* the bytes read, owned by the reader */
+    size_t len; /* how many */
 };
 
 /* The connection the request arrived on. */

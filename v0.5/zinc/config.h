@@ -20,15 +20,15 @@
 
 #include <stdint.h>
 
-#define ZN_VERSION     "v0.5"
+#define ZN_VERSION "v0.5"
 #define ZN_CONFIG_PATH "conf/zinc.json"
 
 struct zn_config {
-    char name[64];            /* Name */
-    char version[32];         /* Version */
-    char host[64];            /* Host: a numeric IPv4 or IPv6 address */
-    uint16_t tcp_port;        /* TcpPort */
-    int max_conn;             /* MaxConn, at least 1 */
+    char name[64]; /* Name */
+    char version[32]; /* Version */
+    char host[64]; /* Host: a numeric IPv4 or IPv6 address */
+    uint16_t tcp_port; /* TcpPort */
+    int max_conn; /* MaxConn, at least 1 */
     uint32_t max_packet_size; /* MaxPacketSize; 0 means no limit */
 };
 

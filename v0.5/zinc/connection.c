@@ -25,11 +25,11 @@
 #define ZN_THREAD_STACK (256 * 1024)
 
 struct zn_conn {
-    int fd;                      /* the client socket, owned */
-    uint32_t id;                 /* unique per server */
-    atomic_bool closed;          /* set once by the first stop */
-    pthread_mutex_t send_lock;   /* one message on the wire at a time */
-    struct zn_router *router;    /* handles every request */
+    int fd; /* the client socket, owned */
+    uint32_t id; /* unique per server */
+    atomic_bool closed; /* set once by the first stop */
+    pthread_mutex_t send_lock; /* one message on the wire at a time */
+    struct zn_router *router; /* handles every request */
     char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
 };
 

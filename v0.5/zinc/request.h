@@ -19,7 +19,7 @@ struct zn_conn;
  */
 struct zn_request {
     struct zn_conn *conn; /* where the message came from, where to reply */
-    struct zn_msg *msg;   /* the message read, owned by the reader */
+    struct zn_msg *msg; /* the message read, owned by the reader */
 };
 
 /* The connection the request arrived on. */

@@ -25,12 +25,12 @@
 #define ZN_THREAD_STACK (256 * 1024)
 
 struct zn_conn {
-    int fd;                        /* the client socket, owned */
-    uint32_t id;                   /* unique per server */
-    atomic_bool closed;            /* set once by the first stop */
-    pthread_mutex_t send_lock;     /* one message on the wire at a time */
+    int fd; /* the client socket, owned */
+    uint32_t id; /* unique per server */
+    atomic_bool closed; /* set once by the first stop */
+    pthread_mutex_t send_lock; /* one message on the wire at a time */
     struct zn_msghandler *handler; /* routes every request by msg id */
-    char remote[ZN_ADDR_STRLEN];   /* "IP:PORT" of the peer */
+    char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
 };
 
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,

@@ -5,9 +5,9 @@
 #include <string.h>
 
 struct zn_msg {
-    uint32_t id;  /* MsgID */
+    uint32_t id; /* MsgID */
     uint32_t len; /* DataLen */
-    char data[];  /* len bytes and a NUL: one allocation for the whole */
+    char data[]; /* len bytes and a NUL: one allocation for the whole */
 };
 
 struct zn_msg *zn_msg_new(uint32_t id, const void *data, uint32_t len)

@@ -36,14 +36,14 @@ struct zn_router;
 typedef void (*zn_router_fn)(struct zn_router *router, struct zn_request *req);
 
 struct zn_router_ops {
-    zn_router_fn pre_handle;  /* before handle; NULL: nothing */
-    zn_router_fn handle;      /* the work itself; NULL: nothing */
+    zn_router_fn pre_handle; /* before handle; NULL: nothing */
+    zn_router_fn handle; /* the work itself; NULL: nothing */
     zn_router_fn post_handle; /* after handle; NULL: nothing */
 };
 
 struct zn_router {
     const struct zn_router_ops *ops; /* the methods */
-    void *data;                      /* user context, free for any use */
+    void *data; /* user context, free for any use */
 };
 
 /* The base router: three steps that do nothing (Go's BaseRouter). */

@@ -21,11 +21,11 @@
 #include <unistd.h>
 
 struct zn_server {
-    char *name;       /* shown in log lines */
-    char *ip;         /* address to bind, e.g. "127.0.0.1" */
-    uint16_t port;    /* port to bind; after start, the port bound */
-    int listen_fd;    /* listening socket, -1 until started */
-    int wake[2];      /* self-pipe: a byte in wake[1] stops serve() */
+    char *name; /* shown in log lines */
+    char *ip; /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port; /* port to bind; after start, the port bound */
+    int listen_fd; /* listening socket, -1 until started */
+    int wake[2]; /* self-pipe: a byte in wake[1] stops serve() */
     uint32_t next_id; /* the next connection id */
     struct zn_msghandler *handler; /* msg id -> router, owned */
 };
