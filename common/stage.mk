@@ -10,6 +10,11 @@ include $(COMMON)/flags.mk
 
 CFLAGS += -I. -I$(COMMON)
 
+# The stage's version is the name of its directory ("v0.4"), written down
+# here once instead of in every file that shows it. Kept out of CFLAGS (and
+# so out of build/.flags, which tests reuse to build against libzinc.a).
+VERSION_FLAG := -DZN_VERSION='"$(notdir $(CURDIR))"'
+
 ZINC_SRCS   := $(wildcard zinc/*.c)
 COMMON_SRCS := $(wildcard $(COMMON)/*.c)
 OBJS := $(ZINC_SRCS:zinc/%.c=$(B)/zinc/%.o) \
@@ -20,7 +25,7 @@ all: $(B)/server $(B)/client
 
 $(B)/zinc/%.o: zinc/%.c $(HDRS) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(VERSION_FLAG) -c $< -o $@
 
 $(B)/common/%.o: $(COMMON)/%.c $(HDRS) $(B)/.flags
 	@mkdir -p $(dir $@)
@@ -31,7 +36,7 @@ $(B)/libzinc.a: $(OBJS)
 
 $(B)/demo/%.o: demo/%.c $(HDRS) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(VERSION_FLAG) -c $< -o $@
 
 $(B)/server: $(B)/demo/server.o $(B)/libzinc.a
 	$(CC) $^ $(LDFLAGS) -o $@

@@ -13,8 +13,8 @@ for f in "$root"/common/*.c "$root"/common/tests/*.c; do
 done
 for s in "$@"; do
     for f in "$root/$s"/zinc/*.c "$root/$s"/demo/*.c; do
-        printf '%s  {"directory": "%s/%s", "file": "%s",\n   "command": "cc %s -I%s/%s -I%s/common -c %s"}' \
-            "$sep" "$root" "$s" "$f" "$flags" "$root" "$s" "$root" "$f"
+        printf '%s  {"directory": "%s/%s", "file": "%s",\n   "command": "cc %s -DZN_VERSION=\\\"%s\\\" -I%s/%s -I%s/common -c %s"}' \
+            "$sep" "$root" "$s" "$f" "$flags" "$s" "$root" "$s" "$root" "$f"
     done
 done
 printf '\n]\n'

@@ -1,5 +1,5 @@
 /*
- * zinc v0.2 demo client: sends a few lines to the echo server and prints
+ * zinc demo client: sends a few lines to the echo server and prints
  * what comes back.
  *
  *     build/client [HOST:PORT]   default 127.0.0.1:8999
@@ -23,7 +23,8 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < 3; i++) {
-        int n = snprintf(msg, sizeof(msg), "hello zinc v0.2, message %d", i);
+        int n = snprintf(msg, sizeof(msg),
+                         "hello zinc " ZN_VERSION ", message %d", i);
 
         /* An echo server returns exactly what we sent: read that much. */
         if (zn_writen(fd, msg, (size_t)n) < 0 ||

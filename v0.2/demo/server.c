@@ -1,5 +1,5 @@
 /*
- * zinc v0.2 demo server: an echo server.
+ * zinc demo server: an echo server.
  *
  *     build/server [PORT]        default 8999; 0 lets the system choose
  *
@@ -24,7 +24,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    s = zn_server_new("zinc v0.2", "127.0.0.1", port);
+    s = zn_server_new("zinc " ZN_VERSION, "127.0.0.1", port);
     if (s == NULL) {
         perror("zn_server_new");
         return 1;

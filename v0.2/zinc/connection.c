@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,10 @@ static void *reader_thread(void *arg)
             break;
     }
     if (n < 0 && !zn_conn_is_closed(c))
-        zn_warn("conn %u: read: %s", c->id, strerror(errno));
+        zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
 
     /* Whoever ended the loop, this thread owns c: stop it and free it. */
     zn_conn_stop(c);
-    zn_info("conn %u stopped", c->id);
     zn_conn_free(c);
     return NULL;
 }
@@ -70,6 +70,7 @@ static void *reader_thread(void *arg)
 int zn_conn_start(struct zn_conn *c)
 {
     pthread_attr_t attr;
+    sigset_t block, old;
     pthread_t tid;
     int rc;
 
@@ -81,7 +82,19 @@ int zn_conn_start(struct zn_conn *c)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, ZN_THREAD_STACK);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /*
+     * SIGINT and SIGTERM belong to the server's main thread, which polls
+     * the wake-up pipe. A new thread inherits its creator's signal mask:
+     * block them around pthread_create() and the reader never runs the
+     * handler (which could otherwise write to the pipe while main closes
+     * it at exit).
+     */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     rc = pthread_create(&tid, &attr, reader_thread, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return -rc;
 }
@@ -99,6 +112,7 @@ void zn_conn_stop(struct zn_conn *c)
      * reader's feet. The reader closes it when it is done.
      */
     shutdown(c->fd, SHUT_RDWR);
+    zn_info("conn %u stopped", c->id);
 }
 
 void zn_conn_free(struct zn_conn *c)

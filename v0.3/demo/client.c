@@ -1,5 +1,5 @@
 /*
- * zinc v0.3 demo client: sends a few messages to the ping router and prints
+ * zinc demo client: sends a few messages to the ping router and prints
  * the three lines that come back for each.
  *
  *     build/client [HOST:PORT]   default 127.0.0.1:8999
@@ -26,7 +26,8 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < 3; i++) {
-        int n = snprintf(msg, sizeof(msg), "hello zinc v0.3, message %d", i);
+        int n = snprintf(msg, sizeof(msg),
+                         "hello zinc " ZN_VERSION ", message %d", i);
         size_t want = sizeof(expected) - 1;
 
         if (zn_writen(fd, msg, (size_t)n) < 0 ||

@@ -1,5 +1,5 @@
 /*
- * zinc v0.3 demo server: a ping router.
+ * zinc demo server: a ping router.
  *
  *     build/server [PORT]        default 8999; 0 lets the system choose
  *
@@ -33,7 +33,7 @@ static void reply(struct zn_request *req, const char *line)
     if (zn_conn_is_closed(conn))
         return; /* an earlier step already failed to write */
     if (zn_writen(zn_conn_fd(conn), line, strlen(line)) < 0) {
-        zn_warn("conn %u: write: %s", zn_conn_id(conn), strerror(errno));
+        zn_warn("conn %u: write: %s", zn_conn_id(conn), zn_strerror(errno));
         zn_conn_stop(conn);
     }
 }
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    s = zn_server_new("zinc v0.3", "127.0.0.1", port);
+    s = zn_server_new("zinc " ZN_VERSION, "127.0.0.1", port);
     if (s == NULL) {
         perror("zn_server_new");
         return 1;

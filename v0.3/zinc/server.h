@@ -30,10 +30,10 @@ struct zn_server *zn_server_new(const char *name, const char *ip,
 void zn_server_add_router(struct zn_server *s, struct zn_router *router);
 
 /*
- * Resolve the address, bind and listen, then log "listening on IP:PORT"
- * with the port actually bound. Returns 0 or a negative errno (the reason is
- * logged too), for instance -EADDRINUSE, or -EINVAL when no router was
- * added.
+ * Resolve the address, bind and listen, then log "listening on IP:PORT" with
+ * the port actually bound, whatever the log level. Returns 0 or a negative
+ * errno (the reason is logged too), for instance -EADDRINUSE, or -EINVAL when
+ * no router was added.
  */
 int zn_server_start(struct zn_server *s);
 
@@ -46,9 +46,15 @@ void zn_server_stop(struct zn_server *s);
 /*
  * Start the server, then accept clients until SIGINT, SIGTERM or
  * zn_server_stop(). This is Go's `select {}`: the calling thread stays here.
- * Returns 0 after a clean stop, or the negative errno of zn_server_start().
- * Installs handlers for SIGINT and SIGTERM for its duration; one server per
- * process may serve at a time.
+ * Returns 0 after a clean stop, or a negative errno: that of
+ * zn_server_start(), or of poll() if the loop fails.
+ *
+ * Signals: call it from the main thread. It installs handlers for SIGINT
+ * and SIGTERM before the "listening on" line, and every thread the server
+ * starts blocks both, so they always reach this thread's loop. The
+ * handlers stay installed after it returns (doing nothing once the server
+ * is freed), so a second Ctrl-C cannot kill the process half-way through
+ * its clean-up. One server per process may serve at a time.
  */
 int zn_server_serve(struct zn_server *s);
 

@@ -1,5 +1,5 @@
 /*
- * zinc v0.4 demo server: a ping router.
+ * zinc demo server: a ping router.
  *
  *     build/server [-c FILE]     default conf/zinc.json
  *
@@ -36,7 +36,7 @@ static void reply(struct zn_request *req, const char *line)
     if (zn_conn_is_closed(conn))
         return; /* an earlier step already failed to write */
     if (zn_writen(zn_conn_fd(conn), line, strlen(line)) < 0) {
-        zn_warn("conn %u: write: %s", zn_conn_id(conn), strerror(errno));
+        zn_warn("conn %u: write: %s", zn_conn_id(conn), zn_strerror(errno));
         zn_conn_stop(conn);
     }
 }

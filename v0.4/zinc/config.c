@@ -36,7 +36,8 @@ static const struct config_key keys[] = {
     {"Host", KEY_HOST, FIELD(host), 0, 0},
     {"TcpPort", KEY_U16, FIELD(tcp_port), 0, 65535},
     {"MaxConn", KEY_INT, FIELD(max_conn), 1, 1000000},
-    {"MaxPacketSize", KEY_U32, FIELD(max_packet_size), 0, 0x7fffffff},
+    {"MaxPacketSize", KEY_U32, FIELD(max_packet_size), 0,
+     ZN_MAX_PACKET_SIZE_LIMIT},
 };
 
 /*
@@ -65,6 +66,15 @@ static int set_key(struct zn_config *conf, const char *path,
             zn_error("%s:%d:%d: %s: longer than %zu bytes or holds a NUL", path,
                      v->line, v->col, k->name, k->size - 1);
             return -1;
+        }
+        for (size_t i = 0; i < v->u.string.len; i++) {
+            unsigned char ch = (unsigned char)v->u.string.chars[i];
+
+            if (ch < 0x20 || ch == 0x7f) {
+                zn_error("%s:%d:%d: %s: holds a control character", path,
+                         v->line, v->col, k->name);
+                return -1;
+            }
         }
         if (k->kind == KEY_HOST &&
             inet_pton(AF_INET, v->u.string.chars, ip) != 1 &&

@@ -9,19 +9,26 @@
  * The keys keep zinx's names (DESIGN.md section 4):
  *
  *     Name            "ZincServerApp"  the server's name in log lines
- *     Version         ZN_VERSION       this stage
+ *     Version         ZN_VERSION       this stage (the directory's name,
+ *                                      defined by common/stage.mk)
  *     Host            "127.0.0.1"      address to listen on
  *     TcpPort         8999             port; 0 lets the system choose
  *     MaxConn         12000            most connections (enforced in v0.9)
- *     MaxPacketSize   4096             largest message (enforced in v0.5)
+ *     MaxPacketSize   4096             largest message (enforced in v0.5);
+ *                                      0 means no limit, at most 1 GiB
+ *
+ * Name and Version appear in log lines, so they may not hold control
+ * characters: a newline in them could forge a "listening on" line.
  */
 #ifndef ZN_CONFIG_H
 #define ZN_CONFIG_H
 
 #include <stdint.h>
 
-#define ZN_VERSION "v0.4"
 #define ZN_CONFIG_PATH "conf/zinc.json"
+
+/* The ceiling of MaxPacketSize: 1 GiB. */
+#define ZN_MAX_PACKET_SIZE_LIMIT (1u << 30)
 
 struct zn_config {
     char name[64]; /* Name */

@@ -36,10 +36,16 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
 int zn_conn_start(struct zn_conn *conn);
 
 /*
- * Stop the connection: mark it closed and shut the socket down, which wakes
- * the reader thread so it can clean up. Idempotent and safe from any thread
- * that holds a valid pointer (a router handling a request always does); only
- * the first call has an effect.
+ * Stop the connection: mark it closed, shut the socket down (which wakes
+ * the reader thread so it can clean up) and log "conn N stopped".
+ * Idempotent: only the first call has an effect, so a router and the
+ * reader may both call it.
+ *
+ * Who may call it: the reader thread frees the connection when it ends, so only
+ * code that knows the reader is still inside its loop has a valid pointer: a
+ * router while it handles a request (it runs on the reader thread), or the
+ * owner of a connection that was never started. Another thread cannot know
+ * that; v0.7 counts references so that it can.
  */
 void zn_conn_stop(struct zn_conn *conn);
 

@@ -15,7 +15,7 @@
  * default", which does nothing. A router overrides only what it needs.
  *
  * A router that needs more state than `data` embeds struct zn_router as its
- * first member and gets back to itself with container_of().
+ * first member and gets back to itself with zn_container_of().
  */
 #ifndef ZN_ROUTER_H
 #define ZN_ROUTER_H
@@ -24,9 +24,13 @@
 
 #include "zinc/request.h"
 
-/* From a pointer to a member back to the struct that contains it. */
+/*
+ * From a pointer to a member back to the struct that contains it. Prefixed
+ * like every public zinc name: Linux and other libraries define their own
+ * container_of, and two definitions in one file would clash.
+ */
 /* clang-format off */
-#define container_of(ptr, type, member) \
+#define zn_container_of(ptr, type, member) \
     ((type *)((char *)(ptr) - offsetof(type, member)))
 /* clang-format on */
 

@@ -1,5 +1,5 @@
 /*
- * zinc v0.5 demo client: sends a few TLV messages and prints the replies.
+ * zinc demo client: sends a few TLV messages and prints the replies.
  *
  *     build/client [HOST:PORT]   default 127.0.0.1:8999
  *
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < 3; i++) {
-        if (exchange(fd, 0, "Zinc v0.5 client test message") < 0) {
+        if (exchange(fd, 0, "Zinc " ZN_VERSION " client test message") < 0) {
             fprintf(stderr, "client: connection lost\n");
             close(fd);
             return 1;

@@ -22,8 +22,9 @@
 /*
  * Pack a message into one new buffer: the header, then len bytes of data.
  * *size gets the buffer's length, ZN_HEADER_LEN + len. Returns the buffer,
- * which the caller frees, or NULL with errno ENOMEM. One buffer, so the
- * message can go out in one write.
+ * which the caller frees, or NULL with errno ENOMEM (EMSGSIZE when the size
+ * does not fit in a size_t). One buffer, so the message can go out in one
+ * write.
  */
 char *zn_datapack_pack(uint32_t id, const void *data, uint32_t len,
                        size_t *size);

@@ -1,5 +1,5 @@
 /*
- * zinc v0.6 demo client: sends messages with id 0 and id 1, which the
+ * zinc demo client: sends messages with id 0 and id 1, which the
  * server routes to two different routers, and prints the replies.
  *
  *     build/client [HOST:PORT]   default 127.0.0.1:8999
@@ -50,7 +50,8 @@ int main(int argc, char **argv)
         return 1;
     }
     for (uint32_t i = 0; i < 4; i++) {
-        if (exchange(fd, i % 2, "Zinc v0.6 client test message") < 0) {
+        if (exchange(fd, i % 2, "Zinc " ZN_VERSION " client test message") <
+            0) {
             fprintf(stderr, "client: connection lost\n");
             close(fd);
             return 1;

@@ -1,5 +1,5 @@
 /*
- * zinc v0.6 demo server: two routers, chosen by message id.
+ * zinc demo server: two routers, chosen by message id.
  *
  *     build/server [-c FILE]     default conf/zinc.json
  *
@@ -7,7 +7,7 @@
  * on Host:TcpPort; a configuration error exits with status 2.
  *
  *     msg id 0  -> reply id 0, "ping...ping...ping"
- *     msg id 1  -> reply id 1, "Hello Zinc Router v0.6"
+ *     msg id 1  -> reply id 1, "Hello Zinc Router " and the stage
  *     other ids -> a log line, no reply; the connection stays open
  *
  * A message longer than MaxPacketSize closes that client's connection.
@@ -24,13 +24,20 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* Log at most 32 bytes of what arrived. */
+/*
+ * Log what arrived. Debug, not info: a line per request would let any
+ * client fill the disk. Escaped: the bytes are the client's, and a newline
+ * among them must not start a line of its own. At most 64 characters are
+ * shown.
+ */
 static void log_request(const char *router, struct zn_request *req)
 {
-    zn_info("%s: msg id %u, %u bytes: %.*s", router, zn_request_msg_id(req),
-            zn_request_len(req),
-            (int)(zn_request_len(req) < 32 ? zn_request_len(req) : 32),
-            zn_request_data(req));
+    char text[64];
+
+    zn_debug("%s: msg id %u, %u bytes: %s", router, zn_request_msg_id(req),
+             zn_request_len(req),
+             zn_log_escape(zn_request_data(req), zn_request_len(req), text,
+                           sizeof(text)));
 }
 
 /*

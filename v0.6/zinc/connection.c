@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,14 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
 }
 
 /*
+ * A body is read into a buffer that grows with the bytes that have arrived,
+ * never straight to the DataLen the header claims: a header alone claiming
+ * 1 GiB must not cost 1 GiB. It starts at ZN_BODY_STEP and doubles, so a
+ * large body costs a few reallocs and at most twice what really arrived.
+ */
+#define ZN_BODY_STEP (64 * 1024)
+
+/*
  * Read one message: exactly ZN_HEADER_LEN bytes of header, then exactly
  * DataLen bytes of body, however the bytes were cut into TCP segments.
  * Returns the message, or NULL at the end of the stream or on any error
@@ -59,15 +68,15 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
 static struct zn_msg *read_msg(struct zn_conn *c)
 {
     unsigned char head[ZN_HEADER_LEN];
-    struct zn_msg *msg;
-    uint32_t id, len;
+    struct zn_msg *msg, *bigger;
+    uint32_t id, len, size, got = 0;
     ssize_t n = zn_readn(c->fd, head, sizeof(head));
 
     if (n == 0)
         return NULL; /* the client closed between two messages */
     if (n < (ssize_t)sizeof(head)) {
         if (n < 0)
-            zn_warn("conn %u: read: %s", c->id, strerror(errno));
+            zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
         else if (!zn_conn_is_closed(c))
             zn_warn("conn %u: truncated header (%zd of %d bytes)", c->id, n,
                     ZN_HEADER_LEN);
@@ -79,21 +88,31 @@ static struct zn_msg *read_msg(struct zn_conn *c)
                 c->id, len, (unsigned)zn_global.max_packet_size);
         return NULL;
     }
-    msg = zn_msg_new(id, NULL, len);
-    if (msg == NULL) {
-        zn_error("conn %u: no memory for a message of %u bytes", c->id, len);
-        return NULL;
+
+    size = len < ZN_BODY_STEP ? len : ZN_BODY_STEP;
+    msg = zn_msg_new(id, NULL, size);
+    while (msg != NULL) {
+        n = zn_readn(c->fd, zn_msg_data(msg) + got, size - got);
+        if (n != (ssize_t)(size - got)) {
+            if (n < 0)
+                zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
+            else
+                zn_warn("conn %u: truncated body (%u of %u bytes)", c->id,
+                        got + (uint32_t)n, len);
+            zn_msg_free(msg);
+            return NULL;
+        }
+        got = size;
+        if (got == len)
+            return msg;
+        size = len - got > got ? 2 * got : len;
+        bigger = zn_msg_resize(msg, size);
+        if (bigger == NULL)
+            zn_msg_free(msg);
+        msg = bigger;
     }
-    n = zn_readn(c->fd, zn_msg_data(msg), len);
-    if (n != (ssize_t)len) {
-        if (n < 0)
-            zn_warn("conn %u: read: %s", c->id, strerror(errno));
-        else
-            zn_warn("conn %u: truncated body (%zd of %u bytes)", c->id, n, len);
-        zn_msg_free(msg);
-        return NULL;
-    }
-    return msg;
+    zn_error("conn %u: no memory for a message of %u bytes", c->id, len);
+    return NULL;
 }
 
 /* The reader thread: read messages, hand each to the message handler,
@@ -116,7 +135,6 @@ static void *reader_thread(void *arg)
 
     /* Whoever ended the loop, this thread owns c: stop it and free it. */
     zn_conn_stop(c);
-    zn_info("conn %u stopped", c->id);
     zn_conn_free(c);
     return NULL;
 }
@@ -124,6 +142,7 @@ static void *reader_thread(void *arg)
 int zn_conn_start(struct zn_conn *c)
 {
     pthread_attr_t attr;
+    sigset_t block, old;
     pthread_t tid;
     int rc;
 
@@ -135,7 +154,19 @@ int zn_conn_start(struct zn_conn *c)
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, ZN_THREAD_STACK);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /*
+     * SIGINT and SIGTERM belong to the server's main thread, which polls
+     * the wake-up pipe. A new thread inherits its creator's signal mask:
+     * block them around pthread_create() and the reader never runs the
+     * handler (which could otherwise write to the pipe while main closes
+     * it at exit).
+     */
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     rc = pthread_create(&tid, &attr, reader_thread, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return -rc;
 }
@@ -153,6 +184,7 @@ void zn_conn_stop(struct zn_conn *c)
      * reader's feet. The reader closes it when it is done.
      */
     shutdown(c->fd, SHUT_RDWR);
+    zn_info("conn %u stopped", c->id);
 }
 
 int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
@@ -173,7 +205,7 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
     pthread_mutex_unlock(&c->send_lock);
     free(buf);
     if (rc < 0) {
-        zn_warn("conn %u: send: %s", c->id, strerror(-rc));
+        zn_warn("conn %u: send: %s", c->id, zn_strerror(-rc));
         zn_conn_stop(c);
     }
     return rc;

@@ -3,6 +3,7 @@
 #include "zinc/config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +25,16 @@ static uint32_t get_u32le(const unsigned char *p)
 char *zn_datapack_pack(uint32_t id, const void *data, uint32_t len,
                        size_t *size)
 {
-    char *buf = malloc(ZN_HEADER_LEN + (size_t)len);
+    char *buf;
 
+#if SIZE_MAX <= UINT32_MAX
+    /* A 32-bit size_t: ZN_HEADER_LEN + len could wrap to a small number. */
+    if (len > SIZE_MAX - ZN_HEADER_LEN) {
+        errno = EMSGSIZE;
+        return NULL;
+    }
+#endif
+    buf = malloc(ZN_HEADER_LEN + (size_t)len);
     if (buf == NULL)
         return NULL;
     put_u32le((unsigned char *)buf, len);

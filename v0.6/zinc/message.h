@@ -22,6 +22,13 @@ struct zn_msg;
  */
 struct zn_msg *zn_msg_new(uint32_t id, const void *data, uint32_t len);
 
+/*
+ * Change the length of msg's data to len bytes, keeping what fits (like
+ * realloc). Returns the message, which may have moved, or NULL with errno
+ * ENOMEM; msg is then unchanged and still the caller's.
+ */
+struct zn_msg *zn_msg_resize(struct zn_msg *msg, uint32_t len);
+
 /* Free a message; NULL is a no-op. */
 void zn_msg_free(struct zn_msg *msg);
 

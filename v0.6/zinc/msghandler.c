@@ -32,7 +32,8 @@ struct zn_msghandler *zn_msghandler_new(void)
 
 void zn_msghandler_hold(struct zn_msghandler *h)
 {
-    atomic_fetch_add(&h->refs, 1);
+    if (h != NULL)
+        atomic_fetch_add(&h->refs, 1);
 }
 
 void zn_msghandler_release(struct zn_msghandler *h)

@@ -4,6 +4,7 @@
 #include "zinc/connection.h"
 
 #include "zn_addr.h"
+#include "zn_fd.h"
 #include "zn_log.h"
 
 #include <errno.h>
@@ -14,11 +15,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+/*
+ * Clients taken from the accept queue in one go before the loop looks at
+ * the wake-up pipe again, and how long it waits when accept() cannot get
+ * what it needs (memory, a descriptor).
+ */
+#define ZN_ACCEPT_BATCH 64
+#define ZN_ACCEPT_PAUSE_MS 100
 
 struct zn_server {
     char *name; /* shown in log lines */
@@ -26,6 +35,9 @@ struct zn_server {
     uint16_t port; /* port to bind; after start, the port bound */
     int listen_fd; /* listening socket, -1 until started */
     int wake[2]; /* self-pipe: a byte in wake[1] stops serve() */
+    int spare_fd; /* kept free for when descriptors run out, or -1 */
+    bool starved; /* accept() is failing: logged once, until it works */
+    unsigned long turned_away; /* clients closed at once meanwhile */
     uint32_t next_id; /* the next connection id */
     struct zn_msghandler *handler; /* msg id -> router, owned */
 };
@@ -42,14 +54,16 @@ struct zn_server *zn_server_new(void)
         return NULL;
     s->listen_fd = -1;
     s->wake[0] = s->wake[1] = -1;
+    s->spare_fd = -1;
     s->port = zn_global.tcp_port;
     s->name = strdup(zn_global.name);
     s->ip = strdup(zn_global.host);
     s->handler = zn_msghandler_new();
     if (s->name == NULL || s->ip == NULL || s->handler == NULL ||
-        pipe(s->wake) < 0)
+        zn_fd_pipe(s->wake) < 0)
         goto err;
-    fcntl(s->wake[1], F_SETFL, O_NONBLOCK);
+    /* /dev/null is just a descriptor to give back: see shed_client(). */
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return s;
 err:
     rc = errno; /* strdup: ENOMEM; pipe: EMFILE or ENFILE */
@@ -87,15 +101,15 @@ int zn_server_start(struct zn_server *s)
     for (ai = res; ai != NULL; ai = ai->ai_next) {
         int one = 1;
 
-        fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        fd = zn_fd_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
         }
         /* Restart at once after a stop, even with old connections in
          * TIME_WAIT on this port. */
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
             listen(fd, SOMAXCONN) == 0)
             break;
         err = errno;
@@ -103,27 +117,32 @@ int zn_server_start(struct zn_server *s)
         fd = -1;
     }
     freeaddrinfo(res);
+
+    /*
+     * With port 0 the system chose one: ask which. Non-blocking, because
+     * accept_clients() calls accept() until the queue is empty; a blocking
+     * accept() would then wait for the next client instead of going back
+     * to poll() and the wake-up pipe.
+     */
+    if (fd >= 0 && (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
+                    zn_fd_set_nonblock(fd, true) < 0)) {
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0) {
         zn_error("[%s] cannot listen on %s:%u: %s", s->name, s->ip,
-                 (unsigned)s->port, strerror(err));
+                 (unsigned)s->port, zn_strerror(err));
         return -err;
     }
-
-    /* With port 0 the system chose one: ask which. */
-    getsockname(fd, (struct sockaddr *)&bound, &len);
     zn_addr_format((struct sockaddr *)&bound, len, addr, sizeof(addr));
     s->port = ntohs(bound.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *)&bound)->sin6_port
                         : ((struct sockaddr_in *)&bound)->sin_port);
-    /*
-     * Non-blocking: a client may reset between poll() saying "ready" and
-     * our accept(). A blocking accept() would then sit waiting for the next
-     * client instead of going back to poll() and the wake-up pipe.
-     */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     s->listen_fd = fd;
-    zn_info("[%s] version %s listening on %s", s->name, zn_global.version,
-            addr);
+    /* NOTICE: printed at every log level, scripts wait for this line. */
+    zn_notice("[%s] version %s listening on %s", s->name, zn_global.version,
+              addr);
     return 0;
 }
 
@@ -147,7 +166,8 @@ static void start_conn(struct zn_server *s, int fd, const struct sockaddr *sa,
 
     /* Small request/reply messages should leave at once, not wait for
      * Nagle's algorithm to collect a full segment. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
     conn = zn_conn_new(fd, s->next_id++, sa, len, s->handler);
     if (conn == NULL) {
@@ -158,36 +178,86 @@ static void start_conn(struct zn_server *s, int fd, const struct sockaddr *sa,
     rc = zn_conn_start(conn);
     if (rc < 0) {
         zn_error("conn %u: cannot start a thread: %s", zn_conn_id(conn),
-                 strerror(-rc));
+                 zn_strerror(-rc));
         zn_conn_free(conn);
     }
 }
 
-/* Accept one pending client, if any. Never blocks: the socket is
- * non-blocking. */
-static void accept_one(struct zn_server *s)
+/*
+ * Out of file descriptors, accept() fails and leaves the client in the
+ * queue, so poll() reports it again at once: retrying would spin a CPU and
+ * fill the log, and waiting would leave the client connected to a server
+ * that never answers. The spare descriptor gets out of that: give it back,
+ * accept the client and close it at once, so it learns the server is
+ * full, then take the spare again (libev and libuv do the same). Returns
+ * true when a client was turned away like that.
+ */
+static bool shed_client(struct zn_server *s)
 {
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof(sa);
-    int fd = accept(s->listen_fd, (struct sockaddr *)&sa, &len);
+    int fd;
 
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    fd = zn_fd_accept(s->listen_fd, NULL, NULL);
     if (fd >= 0) {
-        /* Whether O_NONBLOCK is inherited differs between systems; the
-         * reader wants blocking reads. */
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        start_conn(s, fd, (struct sockaddr *)&sa, len);
-        return;
+        close(fd);
+        s->turned_away++;
     }
-    if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN ||
-        errno == EWOULDBLOCK)
-        return; /* the client gave up before we got to it: not an error */
-    zn_error("[%s] accept: %s", s->name, strerror(errno));
-    /*
-     * Out of file descriptors or memory: the pending connection stays in
-     * the queue and poll() would report it again at once. Pause instead of
-     * spinning on the CPU until a client leaves.
-     */
-    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0;
+}
+
+/*
+ * Accept the clients waiting in the queue, at most ZN_ACCEPT_BATCH. Returns
+ * the timeout for the next poll(): -1 to wait for the next client, or
+ * ZN_ACCEPT_PAUSE_MS when accept() must wait for memory or descriptors
+ * (poll() then watches only the wake-up pipe). A failure is logged once,
+ * when it starts, and once more when accept() works again.
+ */
+static int accept_clients(struct zn_server *s)
+{
+    for (int i = 0; i < ZN_ACCEPT_BATCH; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        int fd = zn_fd_accept(s->listen_fd, (struct sockaddr *)&sa, &len);
+        int err = errno;
+
+        if (fd >= 0) {
+            if (s->starved)
+                zn_info("[%s] accepting again (%lu clients turned away)",
+                        s->name, s->turned_away);
+            s->starved = false;
+            s->turned_away = 0;
+            start_conn(s, fd, (struct sockaddr *)&sa, len);
+            continue;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            return -1; /* the queue is empty */
+        /*
+         * The client gave up before we got to it, or (Linux, accept(2)) a
+         * network error pending on the new connection: not the server's
+         * problem, take the next one.
+         */
+        if (err == EINTR || err == ECONNABORTED || err == EPROTO ||
+            err == ENETDOWN || err == ENETUNREACH || err == EHOSTUNREACH ||
+            err == ENOPROTOOPT || err == EOPNOTSUPP)
+            continue;
+        if (err == EMFILE || err == ENFILE) {
+            if (!s->starved)
+                zn_warn("[%s] out of file descriptors (accept: %s): closing "
+                        "new connections until one is free",
+                        s->name, zn_strerror(err));
+            s->starved = true;
+            if (shed_client(s))
+                continue;
+            return ZN_ACCEPT_PAUSE_MS; /* not even the spare came back */
+        }
+        if (!s->starved)
+            zn_error("[%s] accept: %s: pausing", s->name, zn_strerror(err));
+        s->starved = true;
+        return ZN_ACCEPT_PAUSE_MS;
+    }
+    return -1;
 }
 
 static void on_signal(int sig)
@@ -201,49 +271,53 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-int zn_server_serve(struct zn_server *s)
+/*
+ * The self-pipe trick: a signal handler may do almost nothing, so it
+ * writes a byte to a pipe that the accept loop polls next to the listening
+ * socket. No flag to check, no race between checking a flag and blocking.
+ */
+static void catch_signals(struct zn_server *s)
 {
-    struct sigaction sa = {0}, old_int, old_term;
-    int rc = zn_server_start(s);
+    struct sigaction sa = {0};
 
-    if (rc < 0)
-        return rc;
-
-    /*
-     * The self-pipe trick: a signal handler may do almost nothing, so it
-     * writes a byte to a pipe that the accept loop polls next to the
-     * listening socket. No flag to check, no race between checking a flag
-     * and blocking.
-     */
     signal_wake_fd = s->wake[1];
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int zn_server_serve(struct zn_server *s)
+{
+    int rc, timeout = -1;
+
+    /* Before start() prints "listening on": from that line on, a signal
+     * must find the handler. */
+    catch_signals(s);
+    rc = zn_server_start(s);
+    if (rc < 0)
+        return rc;
 
     for (;;) {
         struct pollfd fds[2] = {
-            {.fd = s->listen_fd, .events = POLLIN},
             {.fd = s->wake[0], .events = POLLIN},
+            {.fd = s->listen_fd, .events = POLLIN},
         };
 
-        if (poll(fds, 2, -1) < 0) {
+        /* While accept() waits for resources, only the pipe is watched. */
+        if (poll(fds, timeout < 0 ? 2 : 1, timeout) < 0) {
             if (errno == EINTR)
                 continue;
-            zn_error("[%s] poll: %s", s->name, strerror(errno));
+            rc = -errno;
+            zn_error("[%s] poll: %s", s->name, zn_strerror(errno));
             break;
         }
-        if (fds[1].revents)
-            break;
         if (fds[0].revents)
-            accept_one(s);
+            break;
+        timeout = accept_clients(s); /* a client, or the pause is over */
     }
-
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    signal_wake_fd = -1;
     zn_info("[%s] stopped", s->name);
-    return 0;
+    return rc;
 }
 
 uint16_t zn_server_port(const struct zn_server *s)
@@ -255,8 +329,12 @@ void zn_server_free(struct zn_server *s)
 {
     if (s == NULL)
         return;
+    /* The handlers stay installed: from now on they find no pipe. */
+    atomic_compare_exchange_strong(&signal_wake_fd, &(int){s->wake[1]}, -1);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
     if (s->wake[0] >= 0)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
