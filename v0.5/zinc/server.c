@@ -160,8 +160,8 @@ void zn_server_stop(struct zn_server *s)
 }
 
 /* Wrap an accepted socket in a connection and start its reader thread. */
-static void start_conn(struct zn_server *s, int fd, const struct sockaddr *sa,
-                       socklen_t len)
+static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
+                         socklen_t len)
 {
     struct zn_conn *conn;
     int one = 1, rc;
@@ -230,7 +230,7 @@ static int accept_clients(struct zn_server *s)
                         s->name, s->turned_away);
             s->starved = false;
             s->turned_away = 0;
-            start_conn(s, fd, (struct sockaddr *)&sa, len);
+            start_client(s, fd, (struct sockaddr *)&sa, len);
             continue;
         }
         if (err == EAGAIN || err == EWOULDBLOCK)
