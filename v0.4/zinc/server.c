@@ -210,6 +210,34 @@ static bool shed_client(struct zn_server *s)
 }
 
 /*
+ * True for the accept() errors that concern one client, not the server: it
+ * gave up before we got to it, or (Linux, see accept(2)) a network error
+ * was pending on the new connection. The advice is to retry, as for EAGAIN.
+ */
+static bool accept_error_is_transient(int err)
+{
+    switch (err) {
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+#if defined(EHOSTDOWN)
+    case EHOSTDOWN:
+#endif
+#if defined(ENONET)
+    case ENONET:
+#endif
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
  * Accept the clients waiting in the queue, at most ZN_ACCEPT_BATCH. Returns
  * the timeout for the next poll(): -1 to wait for the next client, or
  * ZN_ACCEPT_PAUSE_MS when accept() must wait for memory or descriptors
@@ -235,14 +263,7 @@ static int accept_clients(struct zn_server *s)
         }
         if (err == EAGAIN || err == EWOULDBLOCK)
             return -1; /* the queue is empty */
-        /*
-         * The client gave up before we got to it, or (Linux, accept(2)) a
-         * network error pending on the new connection: not the server's
-         * problem, take the next one.
-         */
-        if (err == EINTR || err == ECONNABORTED || err == EPROTO ||
-            err == ENETDOWN || err == ENETUNREACH || err == EHOSTUNREACH ||
-            err == ENOPROTOOPT || err == EOPNOTSUPP)
+        if (accept_error_is_transient(err))
             continue;
         if (err == EMFILE || err == ENFILE) {
             if (!s->starved)
