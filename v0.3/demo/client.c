@@ -36,6 +36,12 @@ int main(int argc, char **argv)
             close(fd);
             return 1;
         }
+        if (memcmp(reply, expected, want) != 0) {
+            fprintf(stderr, "client: unexpected reply: %.*s\n", (int)want,
+                    reply);
+            close(fd);
+            return 1;
+        }
         printf("sent \"%s\", server replied:\n%.*s", msg, (int)want, reply);
     }
     close(fd);
