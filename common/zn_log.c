@@ -125,40 +125,51 @@ void zn_log(enum zn_log_level level, const char *fmt, ...)
     errno = saved;
 }
 
-char *zn_log_escape(const void *data, size_t len, char *buf, size_t size)
+/* Write byte ch as printable text into out; returns 1, 2 or 4. */
+static size_t escape_byte(unsigned char ch, char out[4])
 {
     static const char hex[] = "0123456789abcdef";
+
+    if (ch == '\\') {
+        out[0] = out[1] = '\\';
+        return 2;
+    }
+    if (ch >= 0x20 && ch < 0x7f) {
+        out[0] = (char)ch;
+        return 1;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[ch >> 4];
+    out[3] = hex[ch & 0xf];
+    return 4;
+}
+
+char *zn_log_escape(const void *data, size_t len, char *buf, size_t size)
+{
     const unsigned char *p = data;
-    size_t n = 0;
+    size_t need = 0, room, n = 0;
+    char esc[4];
 
     if (size == 0)
         return buf;
+    /* Does all of it fit? Stop counting as soon as it cannot. */
+    for (size_t i = 0; i < len && need < size; i++)
+        need += escape_byte(p[i], esc);
+    /* If not, keep room for "..." (and always for the NUL). */
+    room = need < size ? size - 1 : size > 4 ? size - 4 : 0;
     for (size_t i = 0; i < len; i++) {
-        char esc[4];
-        size_t k = 0;
+        size_t k = escape_byte(p[i], esc);
 
-        if (p[i] == '\\') {
-            esc[k++] = '\\';
-            esc[k++] = '\\';
-        } else if (p[i] >= 0x20 && p[i] < 0x7f) {
-            esc[k++] = (char)p[i];
-        } else {
-            esc[k++] = '\\';
-            esc[k++] = 'x';
-            esc[k++] = hex[p[i] >> 4];
-            esc[k++] = hex[p[i] & 0xf];
-        }
-        /* Keep room for "..." and the NUL unless this is the last byte. */
-        if (n + k + (i + 1 < len ? 3 : 0) >= size) {
-            while (n + 3 >= size && n > 0)
-                n--; /* tiny buffers: make room for the dots */
-            snprintf(buf + n, size - n, "...");
-            return buf;
-        }
+        if (n + k > room)
+            break;
         memcpy(buf + n, esc, k);
         n += k;
     }
-    buf[n] = '\0';
+    if (need < size)
+        buf[n] = '\0';
+    else
+        snprintf(buf + n, size - n, "..."); /* cut short in tiny buffers */
     return buf;
 }
 
