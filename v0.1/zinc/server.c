@@ -246,22 +246,25 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
  * fill the log, and waiting would leave the client connected to a server
  * that never answers. The spare descriptor gets out of that: give it back,
  * accept the client and close it at once, so it learns the server is
- * full, then take the spare again (libev and libuv do the same). Returns
- * true when a client was turned away like that.
+ * full, then take the spare again (libev and libuv do the same). Returns 0
+ * when a client was turned away like that, or the errno of accept():
+ * EAGAIN when nobody was waiting after all (Linux reports EMFILE before it
+ * looks at the queue).
  */
-static bool shed_client(struct zn_server *s)
+static int shed_client(struct zn_server *s)
 {
-    int fd;
+    int fd, err;
 
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     fd = zn_fd_accept(s->listen_fd, NULL, NULL);
+    err = errno;
     if (fd >= 0) {
         close(fd);
         s->turned_away++;
     }
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return fd >= 0;
+    return fd >= 0 ? 0 : err;
 }
 
 /*
@@ -326,8 +329,11 @@ static int accept_clients(struct zn_server *s)
                         "new connections until one is free",
                         s->name, zn_strerror(err));
             s->starved = true;
-            if (shed_client(s))
+            err = shed_client(s);
+            if (err == 0)
                 continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return -1; /* nobody is waiting now */
             return ZN_ACCEPT_PAUSE_MS; /* not even the spare came back */
         }
         if (!s->starved)

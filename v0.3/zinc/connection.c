@@ -109,10 +109,12 @@ void zn_conn_stop(struct zn_conn *c)
     if (atomic_exchange(&c->closed, true))
         return;
     /*
-     * shutdown(), not close(): the reader may be blocked in read() on this
-     * descriptor. shutdown() makes that read return 0 while the number
-     * stays ours, so it cannot be reused by another accept() under the
-     * reader's feet. The reader closes it when it is done.
+     * shutdown(), not close(): the peer learns at once that the
+     * connection is over, and any later read() returns 0, but the
+     * descriptor stays open until the reader closes it in zn_conn_free(),
+     * so its number cannot be reused by another accept() while the reader
+     * still uses it. (From v0.7 other threads stop a connection while its
+     * reader is blocked in read(); shutdown() is what wakes it.)
      */
     shutdown(c->fd, SHUT_RDWR);
     zn_info("conn %u stopped", c->id);

@@ -33,7 +33,7 @@ static void ping_handle(struct zn_router *r, struct zn_request *req)
     /*
      * Debug, not info: a line per request would let any client fill the
      * disk. Escaped: the bytes are the client's, and a newline among them
-     * must not start a line of its own. At most 64 characters are shown.
+     * must not start a line of its own. At most 63 characters are shown.
      */
     zn_debug("recv from client: msg id %u, %u bytes: %s",
              zn_request_msg_id(req), zn_request_len(req),

@@ -27,7 +27,7 @@
 /*
  * Log what arrived. Debug, not info: a line per request would let any
  * client fill the disk. Escaped: the bytes are the client's, and a newline
- * among them must not start a line of its own. At most 64 characters are
+ * among them must not start a line of its own. At most 63 characters are
  * shown.
  */
 static void log_request(const char *router, struct zn_request *req)

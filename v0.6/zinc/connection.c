@@ -55,7 +55,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
  * A body is read into a buffer that grows with the bytes that have arrived,
  * never straight to the DataLen the header claims: a header alone claiming
  * 1 GiB must not cost 1 GiB. It starts at ZN_BODY_STEP and doubles, so a
- * large body costs a few reallocs and at most twice what really arrived.
+ * large body costs a few reallocs and at most twice what really arrived
+ * (or the first 64 KiB).
  */
 #define ZN_BODY_STEP (64 * 1024)
 
@@ -178,10 +179,12 @@ void zn_conn_stop(struct zn_conn *c)
     if (atomic_exchange(&c->closed, true))
         return;
     /*
-     * shutdown(), not close(): the reader may be blocked in read() on this
-     * descriptor. shutdown() makes that read return 0 while the number
-     * stays ours, so it cannot be reused by another accept() under the
-     * reader's feet. The reader closes it when it is done.
+     * shutdown(), not close(): the peer learns at once that the
+     * connection is over, and any later read() returns 0, but the
+     * descriptor stays open until the reader closes it in zn_conn_free(),
+     * so its number cannot be reused by another accept() while the reader
+     * still uses it. (From v0.7 other threads stop a connection while its
+     * reader is blocked in read(); shutdown() is what wakes it.)
      */
     shutdown(c->fd, SHUT_RDWR);
     zn_info("conn %u stopped", c->id);
@@ -198,7 +201,7 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
         return -EPIPE;
     buf = zn_datapack_pack(id, data, len, &size);
     if (buf == NULL)
-        return -ENOMEM;
+        return -errno; /* ENOMEM, or EMSGSIZE */
     pthread_mutex_lock(&c->send_lock);
     if (zn_writen(c->fd, buf, size) < 0)
         rc = -errno;

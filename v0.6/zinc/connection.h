@@ -56,8 +56,9 @@ void zn_conn_stop(struct zn_conn *conn);
  * buffer and written whole. A lock keeps two messages from interleaving on
  * the socket when several threads send at once, but the pointer must be
  * valid: the same callers as zn_conn_stop(). Returns 0, -EPIPE when the
- * connection is closed, -ENOMEM, or the negative errno of the write (the
- * connection is then stopped).
+ * connection is closed, -ENOMEM or -EMSGSIZE when the message cannot be
+ * packed, or the negative errno of the write (the connection is then
+ * stopped).
  */
 int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
                      uint32_t len);
