@@ -2,10 +2,12 @@
 reported with the file and the line:column or the key, and exit status 2;
 it never crashes and never starts on a value it did not understand."""
 
+import os
 import socket
 
 import pytest
 
+from conftest import STOP_TIMEOUT, VALGRIND
 from zinc import open_conn, roundtrip
 
 pytestmark = pytest.mark.since("v0.4")
@@ -86,6 +88,8 @@ BAD_VALUES = [
     ("MaxConn", 0, "MaxConn: must be an integer from 1"),
     ("MaxPacketSize", -1, "MaxPacketSize: must be an integer from 0"),
     ("MaxPacketSize", 1e30, "MaxPacketSize: must be an integer"),
+    ("MaxPacketSize", 2**30 + 1,
+     "MaxPacketSize: must be an integer from 0 to 1073741824"),
     ("Name", 42, "Name: expected a string, got number"),
     ("Name", "x" * 100, "Name: longer than"),
     ("Host", "localhost", 'Host: "localhost" is not a numeric'),
@@ -93,13 +97,36 @@ BAD_VALUES = [
 ]
 
 
+def refused(srv):
+    """The server's exit status, failing at once if it started listening
+    instead of refusing its configuration."""
+    srv.settle()
+    assert "listening on" not in srv.text(), "started on a bad value"
+    return srv.wait_exit()
+
+
 @pytest.mark.parametrize("key,value,words", BAD_VALUES)
 def test_bad_value_names_the_key(start_server, key, value, words):
     srv = start_server(conf={key: value}, wait=False)
-    assert srv.wait_exit() == 2
-    assert f"conf/zinc.json:1:" in srv.text()
+    assert refused(srv) == 2
+    assert "conf/zinc.json:1:" in srv.text()
     assert words in srv.text()
-    assert "listening on" not in srv.text()
+
+
+def test_max_packet_size_ceiling_is_allowed(stage, start_server):
+    """1 GiB, the documented ceiling, is itself a valid MaxPacketSize."""
+    srv = start_server(conf={"MaxPacketSize": 2**30})
+    roundtrip(stage, open_conn(stage, srv.port))
+
+
+@pytest.mark.parametrize("key", ["Name", "Version"])
+def test_control_characters_in_names_are_refused(start_server, key):
+    """Name and Version go into log lines: a newline in them could forge a
+    line such as a fake `listening on`, so they are refused."""
+    srv = start_server(conf={key: "a\nFAKE listening on 127.0.0.1:1"},
+                       wait=False)
+    assert refused(srv) == 2
+    assert f"{key}: holds a control character" in srv.text()
 
 
 def test_top_level_must_be_an_object(start_server):
@@ -112,6 +139,17 @@ def test_unreadable_config_is_an_error(start_server, tmp_path):
     srv = start_server(args=["-c", str(tmp_path)], conf=False, wait=False)
     assert srv.wait_exit() == 2
     assert "cannot read" in srv.text()
+
+
+def test_config_that_is_a_fifo_is_an_error_not_a_hang(start_server,
+                                                      tmp_path):
+    """-c naming a FIFO nobody writes to: refused at once (exit 2), not a
+    server blocked forever in open()."""
+    fifo = tmp_path / "zinc.fifo"
+    os.mkfifo(fifo)
+    srv = start_server(args=["-c", str(fifo)], conf=False, wait=False)
+    assert srv.wait_exit(timeout=STOP_TIMEOUT if VALGRIND else 3.0) == 2
+    assert "not a regular file" in srv.text()
 
 
 @pytest.mark.parametrize("args", [["-x"], ["extra"], ["-c"]])

@@ -4,15 +4,20 @@ exactly DataLen bytes. A frame above MaxPacketSize, a truncated frame or a
 reset closes only that connection."""
 
 import os
+import re
 import socket
+import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zinc import (PING, is_closed, open_conn, pack, ping_reply, read_frame,
-                  recv_exact, roundtrip, silent, since, thread_count,
-                  wait_until)
+from conftest import LISTEN_RE
+from zinc import (HEADER, PING, build_api, conn_id, is_closed, open_conn, pack,
+                  ping_reply, proc_status_kib, read_frame, recv_exact,
+                  reset_close, roundtrip, silent, since, stopped_lines,
+                  tcp_sockets, thread_count, wait_until)
 
 pytestmark = pytest.mark.since("v0.5")
 
@@ -120,3 +125,128 @@ def test_100_concurrent_connections(stage, server):
     for s in socks:
         s.close()
     assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 0)
+
+
+def test_max_packet_size_other_than_4096_is_honoured(stage, start_server):
+    """MaxPacketSize is read from the configuration, not hard-coded: 10000
+    bytes pass, 10001 close that connection with a log line."""
+    srv = start_server(conf={"MaxPacketSize": 10000})
+    sock = open_conn(stage, srv.port)
+    sock.sendall(pack(0, os.urandom(10000)))
+    assert read_frame(sock) == ping_reply(stage)
+    sock.sendall(pack(0, os.urandom(10001)))
+    assert is_closed(sock)
+    srv.wait_log(r"message of 10001 bytes exceeds MaxPacketSize 10000")
+
+
+def unread_bytes(server_port, client_port):
+    """Bytes the server has not read yet on its end of this connection."""
+    for s in tcp_sockets():
+        if (s["local_port"], s["remote_port"]) == (server_port, client_port):
+            return s["rx_queue"]
+    return None
+
+
+def test_header_claiming_1_gib_costs_no_memory(stage, start_server):
+    """A header alone may claim 1 GiB (MaxPacketSize 0: no limit): the
+    server must not reserve memory for bytes that have not arrived, or a
+    few such clients exhaust it. The connection stays open; others are
+    served."""
+    srv = start_server(conf={"MaxPacketSize": 0})
+    other, liar = open_conn(stage, srv.port), open_conn(stage, srv.port)
+    roundtrip(stage, other)
+    roundtrip(stage, liar)  # its thread has allocated once already
+    rss, size = (proc_status_kib(srv.pid, k) for k in ("VmRSS", "VmSize"))
+    liar.sendall(HEADER.pack(1 << 30, 0) + b"\0" * 1000)
+    # Once the server holds no unread byte of this connection, it has read
+    # the header and started on the body: any buffer exists by then.
+    port = liar.getsockname()[1]
+    assert wait_until(lambda: unread_bytes(srv.port, port) == 0)
+    grew_rss = proc_status_kib(srv.pid, "VmRSS") - rss
+    grew_size = proc_status_kib(srv.pid, "VmSize") - size
+    assert grew_rss < 8 * 1024, f"VmRSS grew by {grew_rss} KiB"
+    assert grew_size < 32 * 1024, f"VmSize grew by {grew_size} KiB"
+    assert silent(liar)  # still waiting for the body, not closed
+    roundtrip(stage, other)
+
+
+def test_8_mib_body_that_really_arrives_gets_a_reply(stage, start_server):
+    """A large body that does arrive in full is read whole and answered."""
+    srv = start_server(conf={"MaxPacketSize": 0})
+    sock = open_conn(stage, srv.port)
+    sender = threading.Thread(target=sock.sendall,
+                              args=(pack(0, os.urandom(8 << 20)),))
+    sender.start()
+    try:
+        assert read_frame(sock) == ping_reply(stage)
+    finally:
+        sender.join()
+
+
+def test_client_that_resets_mid_pipeline(stage, server):
+    """A client sends 2000 requests and resets without reading a reply:
+    the server's writes fail (never SIGPIPE), it says `conn N stopped`
+    exactly once for that connection and goes on serving others."""
+    other = open_conn(stage, server.port)
+    roundtrip(stage, other)
+    rude = open_conn(stage, server.port)
+    cid = conn_id(server, rude)
+    rude.sendall(b"".join(pack(0, b"request %d" % i) for i in range(2000)))
+    reset_close(rude)
+    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 1)
+    roundtrip(stage, other)
+    assert stopped_lines(server, cid) == 1
+
+
+def test_half_close_gets_every_reply_then_eof(stage, server):
+    """N pipelined requests and then shutdown(SHUT_WR): exactly N replies,
+    then a clean end of stream (not a reset)."""
+    sock = open_conn(stage, server.port)
+    sock.sendall(b"".join(pack(0, b"request %d" % i) for i in range(100)))
+    sock.shutdown(socket.SHUT_WR)
+    for _ in range(100):
+        assert read_frame(sock) == ping_reply(stage)
+    assert sock.recv(1) == b""
+
+
+FORGED = b"2026-11-22 10:00:00.000 ERROR [zinc] listening on 127.0.0.1:1"
+
+
+def test_client_bytes_cannot_forge_log_lines(stage, start_server):
+    """Bytes from a client are escaped before they reach the log: a
+    newline in a body shows as \\x0a, never starts a line of its own."""
+    srv = start_server(env={"ZN_LOG_LEVEL": "debug"})
+    sock = open_conn(stage, srv.port)
+    sock.sendall(pack(0, b"x\n" + FORGED))
+    assert read_frame(sock) == ping_reply(stage)
+    srv.wait_log(r"msg id 0, \d+ bytes: x\\x0a2026")
+    text = srv.text()
+    assert not re.search(rb"^" + re.escape(FORGED[:23]), text.encode(),
+                         re.M), "a client forged a log line"
+    assert [int(p) for _, p in LISTEN_RE.findall(text)] == [srv.port]
+
+
+def test_no_log_line_per_request_at_the_default_level(stage, server):
+    """At the default level (info) requests are not logged one by one, so a
+    client cannot fill the disk; they are DEBUG lines."""
+    def lines():
+        return [x for x in server.text().splitlines() if "msg id" in x]
+
+    before = lines()  # v0.6 logs its routers at startup
+    sock = open_conn(stage, server.port)
+    ids = [i % 2 for i in range(100)] if since(stage, "v0.6") else [0] * 100
+    sock.sendall(b"".join(pack(i, b"request") for i in ids))
+    for _ in ids:
+        read_frame(sock)
+    new = lines()[len(before):]
+    assert new == [], f"{len(new)} lines for 100 requests, first: {new[0]}"
+
+
+def test_send_msg_from_many_threads_never_interleaves(stage, tmp_path):
+    """zn_conn_send_msg() from four threads at once on one connection:
+    every 64 KiB message arrives whole, none cut into by another
+    (tests/api/send_lock.c)."""
+    exe = build_api(stage, "send_lock", tmp_path)
+    run = subprocess.run([str(exe)], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr

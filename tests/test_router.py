@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zinc import ROUTER_LINES, connect, recv_exact, silent, thread_count, \
-    wait_until
+from zinc import (ROUTER_LINES, conn_id, connect, recv_exact, reset_close,
+                  silent, stopped_lines, thread_count, wait_until)
 
 pytestmark = [pytest.mark.since("v0.3"), pytest.mark.until("v0.4")]
 
@@ -62,3 +62,18 @@ def test_client_leaving_mid_stream_does_not_disturb_others(server):
         steady.sendall(b"still here %d" % i)
         assert recv_exact(steady, len(ROUTER_LINES)) == ROUTER_LINES
     assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 1)
+
+
+def test_client_that_resets_mid_stream(server):
+    """A client sends 256 KiB and resets without reading a reply: the
+    router's writes fail (never SIGPIPE), the server says `conn N stopped`
+    exactly once for that connection and goes on serving others."""
+    other = connect(server.port)
+    rude = connect(server.port)
+    cid = conn_id(server, rude)
+    rude.sendall(os.urandom(256 * 1024))
+    reset_close(rude)
+    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 1)
+    other.sendall(b"still here")
+    assert recv_exact(other, len(ROUTER_LINES)) == ROUTER_LINES
+    assert stopped_lines(server, cid) == 1

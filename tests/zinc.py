@@ -5,6 +5,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import time
 from pathlib import Path
 
@@ -41,10 +42,42 @@ def write_conf(workdir, port, conf=None, conf_text=None):
     (workdir / "conf" / "zinc.json").write_text(conf_text)
 
 
+def server_command(stage, workdir, args=None, port=0, conf=None,
+                   conf_text=None):
+    """The command line that starts a stage's demo server in workdir (for
+    v0.4+ it writes workdir/conf/zinc.json unless conf is False)."""
+    exe = ROOT / stage / "build" / "server"
+    if uses_conf(stage):
+        if conf_text is not None or conf is not False:
+            write_conf(workdir, port, conf, conf_text)
+        return [str(exe)] + list(args or [])
+    return [str(exe)] + (list(args) if args is not None else [str(port)])
+
+
+def build_api(stage, name, out_dir):
+    """Compile tests/api/NAME.c against the stage's build/libzinc.a, with the
+    flags the stage was built with; return the executable's path."""
+    flags = (ROOT / stage / "build" / ".flags").read_text().split()
+    exe = Path(out_dir) / name
+    subprocess.run(flags + ["-I", str(ROOT / stage), "-I",
+                            str(ROOT / "common"),
+                            str(ROOT / "tests" / "api" / f"{name}.c"),
+                            str(ROOT / stage / "build" / "libzinc.a"),
+                            "-o", str(exe)], check=True)
+    return exe
+
+
 def connect(port, timeout=TIMEOUT):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.settimeout(timeout)
     return s
+
+
+def reset_close(sock):
+    """Close with a reset (RST) instead of a FIN: SO_LINGER, timeout 0."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def recv_exact(sock, n):
@@ -143,6 +176,68 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_table(pid):
+    """{fd: (flags, target)}: the open-file flags (an int; /proc shows them
+    in octal) and what the descriptor points to, e.g. 'socket:[1234]'."""
+    table = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+            info = Path(f"/proc/{pid}/fdinfo/{name}").read_text()
+        except FileNotFoundError:
+            continue  # closed while we looked
+        flags = int(re.search(r"^flags:\s*(\d+)", info, re.M).group(1), 8)
+        table[int(name)] = (flags, target)
+    return table
+
+
+def tcp_sockets():
+    """Every TCP socket of this network namespace, from /proc/net/tcp and
+    tcp6: dicts with local_port, remote_port, state (0x0A = LISTEN),
+    rx_queue (bytes received that the owner has not read yet) and inode."""
+    socks = []
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(path).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            socks.append({
+                "local_port": int(f[1].rsplit(":", 1)[1], 16),
+                "remote_port": int(f[2].rsplit(":", 1)[1], 16),
+                "state": int(f[3], 16),
+                "rx_queue": int(f[4].split(":")[1], 16),
+                "inode": int(f[9]),
+            })
+    return socks
+
+
+def listening_sockets(pid):
+    """{fd: port} for every listening TCP socket the process holds."""
+    inodes = {}
+    for fd, (_, target) in fd_table(pid).items():
+        m = re.fullmatch(r"socket:\[(\d+)\]", target)
+        if m:
+            inodes[int(m.group(1))] = fd
+    return {inodes[s["inode"]]: s["local_port"] for s in tcp_sockets()
+            if s["state"] == 0x0A and s["inode"] in inodes}
+
+
+def proc_status_kib(pid, key):
+    """A size from /proc/PID/status in KiB, e.g. key 'VmRSS' or 'VmSize'."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{key}:\s*(\d+) kB", text, re.M).group(1))
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time the process has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # the name may hold spaces
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # The router demo (v0.3-v0.4) answers every chunk it reads with three lines.
 ROUTER_LINES = b"before ping\nping...ping...ping\nafter ping\n"
 PING = b"ping...ping...ping"
@@ -154,6 +249,19 @@ def open_conn(stage, port):
     if since(stage, "v0.9"):
         assert read_frame(sock) == (2, b"DoConnection BEGIN...")
     return sock
+
+
+def conn_id(server, sock):
+    """The id the server gave this client, from its 'conn N started, remote
+    IP:PORT' log line (v0.2+)."""
+    port = sock.getsockname()[1]
+    return int(server.wait_log(
+        rf"conn (\d+) started, remote 127\.0\.0\.1:{port}\b").group(1))
+
+
+def stopped_lines(server, cid):
+    """How many times the log says `conn N stopped` for connection cid."""
+    return len(re.findall(rf"\bconn {cid} stopped\b", server.text()))
 
 
 def roundtrip(stage, sock, tag=b"x"):

@@ -344,8 +344,8 @@ static void test_errors(void)
     /* Invalid UTF-8: every kind RFC 3629 forbids. */
     CHECK(fails_at("\"\xff\"", 1, 2, "invalid UTF-8"));
     CHECK(fails_at("\"ok \x80\"", 1, 5, "invalid UTF-8"));
-    CHECK(fails_at("\"\xC3\x28\"", 1, 3, "invalid UTF-8"));     /* bad 2nd */
-    CHECK(fails_at("\"\xC0\xAF\"", 1, 2, "invalid UTF-8"));     /* overlong */
+    CHECK(fails_at("\"\xC3\x28\"", 1, 3, "invalid UTF-8")); /* bad 2nd */
+    CHECK(fails_at("\"\xC0\xAF\"", 1, 2, "invalid UTF-8")); /* overlong */
     CHECK(fails_at("\"\xE0\x80\xAF\"", 1, 3, "invalid UTF-8")); /* overlong */
     CHECK(fails_at("\"\xED\xA0\x80\"", 1, 3, "invalid UTF-8")); /* D800 */
     CHECK(fails_at("\"\xF4\x90\x80\x80\"", 1, 3, "invalid UTF-8"));

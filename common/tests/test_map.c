@@ -172,9 +172,9 @@ static void test_key_copied(void)
 
 struct walk {
     unsigned char seen[1000]; /* times each key was visited */
-    int calls;                /* fn calls so far */
-    int stop_after;           /* return 7 on this call; 0 = never stop */
-    int bad;                  /* keys or values that did not match */
+    int calls; /* fn calls so far */
+    int stop_after; /* return 7 on this call; 0 = never stop */
+    int bad; /* keys or values that did not match */
 };
 
 static int walk_fn(const void *key, size_t keylen, void *value, void *arg)
