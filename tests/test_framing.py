@@ -183,19 +183,27 @@ def test_8_mib_body_that_really_arrives_gets_a_reply(stage, start_server):
         sender.join()
 
 
-def test_client_that_resets_mid_pipeline(stage, server):
-    """A client sends 2000 requests and resets without reading a reply:
-    the server's writes fail (never SIGPIPE), it says `conn N stopped`
-    exactly once for that connection and goes on serving others."""
+def test_clients_that_reset_mid_pipeline(stage, server):
+    """Clients send 2000 requests each, half-close, then reset without
+    reading a reply: the server's writes fail with EPIPE (a write after the
+    peer's FIN and RST; without MSG_NOSIGNAL that is a SIGPIPE, which kills
+    the process), it says `conn N stopped` exactly once per connection and
+    goes on serving others."""
     other = open_conn(stage, server.port)
     roundtrip(stage, other)
-    rude = open_conn(stage, server.port)
-    cid = conn_id(server, rude)
-    rude.sendall(b"".join(pack(0, b"request %d" % i) for i in range(2000)))
-    reset_close(rude)
-    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 1)
+    cids = []
+    for _ in range(10):
+        rude = open_conn(stage, server.port)
+        cids.append(conn_id(server, rude))
+        rude.sendall(b"".join(pack(0, b"request %d" % i) for i in range(2000)))
+        rude.shutdown(socket.SHUT_WR)  # FIN first, so a later send is EPIPE
+        reset_close(rude)
+    assert wait_until(lambda: server.proc.poll() is not None or
+                      thread_count(server.pid, "zn-reader") == 1)
+    assert server.proc.poll() is None, \
+        f"server died with status {server.proc.returncode} (-13 is SIGPIPE)"
     roundtrip(stage, other)
-    assert stopped_lines(server, cid) == 1
+    assert [stopped_lines(server, cid) for cid in cids] == [1] * 10
 
 
 def test_half_close_gets_every_reply_then_eof(stage, server):

@@ -3,11 +3,13 @@ the port it says, serve clients with one thread each, give back every thread
 and descriptor, survive rude clients, and stop cleanly on a signal."""
 
 import os
+import re
 import signal
 import socket
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +165,23 @@ def test_out_of_descriptors_closes_new_clients_and_recovers(
     assert wait_until(lambda: fd_count(srv.pid) == base_fds)
     roundtrip(stage, open_conn(stage, srv.port))
     srv.wait_log(r"accepting again")
+
+
+def test_client_threads_block_sigint_and_sigterm(stage, server):
+    """SIGINT and SIGTERM belong to the main thread, which polls the wake-up
+    pipe: every thread the server starts blocks them (SigBlk in
+    /proc/PID/task/TID/status), so the handler never runs there, where it
+    could race with the pipe being closed at exit."""
+    socks = [open_conn(stage, server.port) for _ in range(3)]
+    for s in socks:
+        roundtrip(stage, s)
+    want = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 3)
+    for tid, name in thread_names(server.pid).items():
+        if not name.startswith("zn-"):
+            continue
+        status = Path(f"/proc/{server.pid}/task/{tid}/status").read_text()
+        blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)", status,
+                                re.M).group(1), 16)
+        assert blocked & want == want, \
+            f"{name} does not block SIGINT/SIGTERM: SigBlk={blocked:#x}"
