@@ -25,6 +25,15 @@
  */
 #define ZN_THREAD_STACK (256 * 1024)
 
+/*
+ * The reader's buffer, as in CS:APP's rio_readnb(): one read() takes up to
+ * ZN_READ_BUF bytes, usually a whole frame or several, and read_msg() takes
+ * the header and then the body out of it. Reading the 8-byte header and
+ * the body straight from the socket would cost two read() calls per
+ * message. 8 KiB holds a frame of the default MaxPacketSize whole.
+ */
+#define ZN_READ_BUF 8192
+
 struct zn_conn {
     int fd; /* the client socket, owned */
     uint32_t id; /* unique per server */
@@ -32,6 +41,9 @@ struct zn_conn {
     pthread_mutex_t send_lock; /* one message on the wire at a time */
     struct zn_msghandler *handler; /* routes every request by msg id */
     char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
+    char *rnext; /* the next unread byte in rbuf */
+    size_t rleft; /* bytes in rbuf not taken yet */
+    char rbuf[ZN_READ_BUF]; /* what the last read() brought */
 };
 
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
@@ -49,6 +61,56 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     zn_msghandler_hold(handler);
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
     return c;
+}
+
+/*
+ * Take up to n bytes for buf from the connection's buffer, refilling it
+ * with one read() when it is empty (CS:APP's rio_read). A request for at
+ * least a whole buffer, with the buffer empty, reads straight into buf:
+ * copying it through would gain nothing. Returns the byte count, 0 at the
+ * end of the stream, -1 with errno set.
+ */
+static ssize_t conn_read(struct zn_conn *c, char *buf, size_t n)
+{
+    if (c->rleft == 0) {
+        ssize_t r;
+
+        if (n >= sizeof(c->rbuf))
+            return zn_read(c->fd, buf, n);
+        r = zn_read(c->fd, c->rbuf, sizeof(c->rbuf));
+        if (r <= 0)
+            return r;
+        c->rnext = c->rbuf;
+        c->rleft = (size_t)r;
+    }
+    if (n > c->rleft)
+        n = c->rleft;
+    memcpy(buf, c->rnext, n);
+    c->rnext += n;
+    c->rleft -= n;
+    return (ssize_t)n;
+}
+
+/*
+ * Read exactly n bytes through the buffer (CS:APP's rio_readnb). Returns n,
+ * fewer when the stream ends first, or -1 with errno set.
+ */
+static ssize_t conn_readn(struct zn_conn *c, void *buf, size_t n)
+{
+    char *p = buf;
+    size_t left = n;
+
+    while (left > 0) {
+        ssize_t r = conn_read(c, p, left);
+
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break; /* EOF: report what arrived */
+        p += r;
+        left -= (size_t)r;
+    }
+    return (ssize_t)(n - left);
 }
 
 /*
@@ -71,7 +133,7 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     unsigned char head[ZN_HEADER_LEN];
     struct zn_msg *msg, *bigger;
     uint32_t id, len, size, got = 0;
-    ssize_t n = zn_readn(c->fd, head, sizeof(head));
+    ssize_t n = conn_readn(c, head, sizeof(head));
 
     if (n == 0)
         return NULL; /* the client closed between two messages */
@@ -93,7 +155,7 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     size = len < ZN_BODY_STEP ? len : ZN_BODY_STEP;
     msg = zn_msg_new(id, NULL, size);
     while (msg != NULL) {
-        n = zn_readn(c->fd, zn_msg_data(msg) + got, size - got);
+        n = conn_readn(c, zn_msg_data(msg) + got, size - got);
         if (n != (ssize_t)(size - got)) {
             if (n < 0)
                 zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
