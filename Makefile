@@ -4,6 +4,8 @@
 #   make demo [STAGE=v0.3]        run a stage's demo server and client
 #   make test [STAGE=v0.3]        run the black-box suite (all built stages)
 #   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
+#   make bench [QUICK=1]          measure v0.5 on against a reference server
+#                                 (BENCH_CONNS="1 100 1000" by default)
 #   make SAN=address,undefined    build (and test) with ASan + UBSan
 #   make SAN=thread               build (and test) with ThreadSanitizer
 #   make test VALGRIND=1          run every server under valgrind
@@ -22,13 +24,24 @@ BUILD  := $(or $(STAGE),$(STAGES))
 TO     ?= $(LATEST)
 FROM   ?= $(shell printf '%s\n' $(STAGES) | sed -n '/^$(TO)$$/q;p' | tail -n 1)
 
-all: common $(BUILD)
+all: common $(BUILD) bench-tools
 
 common:
 	$(MAKE) -C common SAN=$(SAN)
 
 $(STAGES):
 	$(MAKE) -C $@ SAN=$(SAN)
+
+# The load generator and the reference server (bench/), also used by the
+# smoke tests.
+bench-tools:
+	$(MAKE) -C bench SAN=$(SAN)
+
+# A benchmark, not a test: it measures a plain build (no SAN=), and its
+# numbers mean something only next to each other, from one run.
+bench: common $(STAGES) bench-tools
+	@test -z "$(SAN)" || { echo "make bench: measure a plain build"; exit 2; }
+	QUICK=$(QUICK) BENCH_CONNS="$(BENCH_CONNS)" python3 bench/run.py
 
 test: all
 	@tools/need-pytest.sh
@@ -47,7 +60,9 @@ compile_commands.json:
 
 clean:
 	$(MAKE) -C common clean
+	$(MAKE) -C bench clean
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done
 	rm -f compile_commands.json
 
-.PHONY: all common $(STAGES) test demo diff clean compile_commands.json
+.PHONY: all common $(STAGES) bench-tools bench test demo diff clean \
+	compile_commands.json

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""make bench: measure every TLV stage (v0.5 on) and the reference server.
+
+    python3 bench/run.py                 what `make bench` runs
+    QUICK=1 python3 bench/run.py         about a minute: shorter cells
+    BENCH_CONNS="1 100 5000" ...         other connection counts
+
+For every server and connection count, a fresh server (ZN_LOG_LEVEL=warn)
+and one run of bench/build/zn-load: lockstep round trips of 581-byte
+bodies, every reply checked byte for byte. From /proc the runner reads the
+server's CPU time (per message: user + system over every round trip,
+warm-up included), its peak RSS (VmHWM) and its thread count. A second
+pass holds 1,000 idle connections to each server and reports the RSS each
+one costs. Prints a Markdown table and writes bench/build/bench.md,
+bench.json and bench.svg (the chart). Only 127.0.0.1; every run bounded.
+"""
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "build"
+LOAD = OUT / "zn-load"
+REF = OUT / "ref-epoll"
+QUICK = os.environ.get("QUICK", "") not in ("", "0")
+CONNS = [int(c) for c in (os.environ.get("BENCH_CONNS") or "1 100 1000").split()]
+SECONDS, WARMUP = (1.0, 0.3) if QUICK else (4.0, 1.0)
+IDLE_CONNS = 1000
+READY_RE = re.compile(rb"listening on \S+:(\d+)")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def stages():
+    """Every built stage from v0.5 on, in order (v0.10 after v0.9)."""
+    found = []
+    for d in ROOT.iterdir():
+        m = re.fullmatch(r"v(\d+)\.(\d+)", d.name)
+        if m and (d / "build" / "server").exists() and \
+                (int(m.group(1)), int(m.group(2))) >= (0, 5):
+            found.append(((int(m.group(1)), int(m.group(2))), d.name))
+    return [name for _, name in sorted(found)]
+
+
+def reply_id(server):
+    """v0.5's demo answers every message with id 1; later ones echo id 0."""
+    return 1 if server == "v0.5" else 0
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Server:
+    """One fresh server process, stopped with SIGTERM at the end."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.TemporaryDirectory(prefix="zn-bench-")
+        if name == "ref":
+            cmd = [str(REF), "0"]
+        else:
+            (Path(self.dir.name) / "conf").mkdir()
+            (Path(self.dir.name) / "conf" / "zinc.json").write_text(
+                '{"TcpPort": 0}')
+            cmd = [str(ROOT / name / "build" / "server")]
+        env = {**os.environ, "ZN_LOG_LEVEL": "warn"}
+        self.proc = subprocess.Popen(cmd, cwd=self.dir.name, env=env,
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE,
+                                     preexec_fn=raise_nofile)
+        self.port = self._wait_ready()
+
+    def _wait_ready(self, timeout=10.0):
+        out, deadline = b"", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            out += line
+            m = READY_RE.search(line)
+            if m:
+                return int(m.group(1))
+        self.proc.kill()
+        sys.exit(f"bench: {self.name} did not start:\n{out.decode()}")
+
+    def stat(self, key):
+        """A number from /proc/PID/status (kB values in KiB)."""
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(rf"^{key}:\s*(\d+)", text, re.M).group(1))
+
+    def cpu(self):
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text() \
+            .rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = "hung"
+        self.proc.stderr.close()
+        self.dir.cleanup()
+        if rc != 0:
+            sys.exit(f"bench: {self.name} exited with status {rc}")
+
+
+def load(server, args):
+    """Run zn-load against server; return (process, its JSON line)."""
+    cmd = [str(LOAD), "-r", str(reply_id(server.name))] + args + \
+        [f"127.0.0.1:{server.port}"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=raise_nofile)
+
+
+def cell(name, conns):
+    """One fresh server, one measured run: a dict of results."""
+    srv = Server(name)
+    cpu0, threads = srv.cpu(), srv.stat("Threads")
+    proc = load(srv, ["-c", str(conns), "-n", "1000000000",
+                      "-d", str(SECONDS), "-w", str(WARMUP)])
+    deadline = time.monotonic() + SECONDS + WARMUP + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        threads = max(threads, srv.stat("Threads"))
+        time.sleep(0.05)
+    out, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+    cpu = srv.cpu() - cpu0
+    peak = srv.stat("VmHWM")
+    srv.stop()
+    if proc.returncode != 0:
+        sys.exit(f"bench: zn-load against {name} failed "
+                 f"(status {proc.returncode})")
+    r = json.loads(out.strip().splitlines()[-1])
+    done = r["messages"] + r["warmup_messages"]
+    return {"server": name, "conns": conns, "rtt": r["rtt_per_sec"],
+            "p50": r["p50_us"], "p99": r["p99_us"], "max": r["max_us"],
+            "cpu_us": 1e6 * cpu / done if done else 0.0,
+            "rss_mib": peak / 1024, "threads": threads}
+
+
+def idle(name):
+    """KiB of RSS each of IDLE_CONNS idle connections costs the server."""
+    srv = Server(name)
+    base = srv.stat("VmRSS")
+    proc = load(srv, ["-I", "-c", str(IDLE_CONNS), "-d", "30"])
+    line = proc.stdout.readline()  # printed once all are connected
+    # Let every reader start and settle: RSS stops moving.
+    last, steady = -1, 0
+    deadline = time.monotonic() + 10
+    while steady < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rss = srv.stat("VmRSS")
+        steady = steady + 1 if rss == last else 0
+        last = rss
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    srv.stop()
+    if not line or json.loads(line).get("errors"):
+        sys.exit(f"bench: idle connections to {name} failed: {line}")
+    return (last - base) / IDLE_CONNS
+
+
+def table(cells, idle_kib):
+    ref = {c["conns"]: c["rtt"] for c in cells if c["server"] == "ref"}
+    rows = ["| server | conns | round trips/s | × ref | p50 µs | p99 µs | "
+            "max µs | CPU µs/msg | peak RSS MiB | threads |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for c in cells:
+        ratio = c["rtt"] / ref[c["conns"]] if ref.get(c["conns"]) else 0
+        rows.append(f"| {c['server']} | {c['conns']} | {c['rtt']:,.0f} | "
+                    f"{ratio:.2f} | {c['p50']:.0f} | {c['p99']:.0f} | "
+                    f"{c['max']:,.0f} | {c['cpu_us']:.1f} | "
+                    f"{c['rss_mib']:.1f} | {c['threads']} |")
+    rows += ["", f"| server | RSS per idle connection ({IDLE_CONNS:,} "
+             "connections) |", "|---|--:|"]
+    rows += [f"| {s} | {kib:.1f} KiB |" for s, kib in idle_kib.items()]
+    return "\n".join(rows)
+
+
+def chart(cells):
+    """Two grouped bar charts side by side, as an SVG that GitHub shows:
+    round trips per second, and p99 latency, per server and conns."""
+    names = list(dict.fromkeys(c["server"] for c in cells))
+    colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
+              "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+              "#555555"]
+    color = {n: ("#555555" if n == "ref" else colors[i % 10])
+             for i, n in enumerate(names)}
+    w, h, pad = 420, 260, 50
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * w + 40}" '
+           f'height="{h + 70}" font-family="sans-serif" font-size="12">',
+           f'<rect width="100%" height="100%" fill="white"/>']
+    for panel, (key, title) in enumerate([("rtt", "round trips per second"),
+                                          ("p99", "p99 latency, µs")]):
+        x0 = 20 + panel * (w + 20)
+        top = max(c[key] for c in cells) or 1
+        svg.append(f'<text x="{x0 + w / 2}" y="20" text-anchor="middle" '
+                   f'font-weight="bold">{title}</text>')
+        group = (w - pad) / len(CONNS)
+        bar = group * 0.8 / len(names)
+        for gi, conns in enumerate(CONNS):
+            gx = x0 + pad + gi * group + group * 0.1
+            svg.append(f'<text x="{gx + group * 0.4}" y="{h + 20}" '
+                       f'text-anchor="middle">{conns} conn'
+                       f'{"s" if conns != 1 else ""}</text>')
+            for ni, name in enumerate(names):
+                c = next((c for c in cells if c["server"] == name and
+                          c["conns"] == conns), None)
+                if c is None:
+                    continue
+                bh = (h - 40) * c[key] / top
+                svg.append(f'<rect x="{gx + ni * bar:.1f}" '
+                           f'y="{h - bh:.1f}" width="{bar - 2:.1f}" '
+                           f'height="{bh:.1f}" fill="{color[name]}">'
+                           f'<title>{name}, {conns}: {c[key]:,.0f}'
+                           f'</title></rect>')
+        svg.append(f'<line x1="{x0 + pad}" y1="{h}" x2="{x0 + w}" y2="{h}" '
+                   f'stroke="black"/>')
+        svg.append(f'<text x="{x0 + pad - 4}" y="{h - (h - 40) + 4}" '
+                   f'text-anchor="end">{top:,.0f}</text>')
+        svg.append(f'<text x="{x0 + pad - 4}" y="{h + 4}" '
+                   f'text-anchor="end">0</text>')
+    for i, name in enumerate(names):
+        x = 20 + pad + i * 90
+        svg.append(f'<rect x="{x}" y="{h + 40}" width="12" height="12" '
+                   f'fill="{color[name]}"/><text x="{x + 16}" '
+                   f'y="{h + 50}">{name}</text>')
+    svg.append("</svg>")
+    return "\n".join(svg) + "\n"
+
+
+def main():
+    if not LOAD.exists() or not REF.exists():
+        sys.exit("bench: bench/build/zn-load or ref-epoll is missing: "
+                 "run `make bench`")
+    servers = stages() + ["ref"]
+    cells = []
+    for name in servers:
+        for conns in CONNS:
+            cells.append(cell(name, conns))
+            c = cells[-1]
+            print(f"bench: {name:5} {conns:5} conns: {c['rtt']:9,.0f} "
+                  f"round trips/s, p99 {c['p99']:,.0f} us", flush=True)
+    idle_kib = {name: idle(name) for name in servers}
+    md = table(cells, idle_kib)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "bench.md").write_text(md + "\n")
+    (OUT / "bench.json").write_text(json.dumps(
+        {"cells": cells, "idle_kib": idle_kib, "seconds": SECONDS,
+         "warmup": WARMUP}, indent=1) + "\n")
+    (OUT / "bench.svg").write_text(chart(cells))
+    print()
+    print(md)
+    print(f"\nbench: wrote {OUT / 'bench.md'}, bench.json and bench.svg")
+
+
+if __name__ == "__main__":
+    main()

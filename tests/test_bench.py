@@ -1,0 +1,205 @@
+"""Smoke tests of the benchmark's load generator, bench/build/zn-load: that
+it measures, that it notices a wrong reply, that it refuses bad arguments,
+and that its idle mode holds connections until told to stop. The benchmark
+itself (`make bench`) is not a test.
+
+These tests take no `stage` argument: they run once, against the v0.6 demo
+server (msg id 0 -> id 0 "ping...ping...ping") and bench/build/ref-epoll,
+whatever --stage says. Build the tools with `make -C bench`."""
+
+import json
+import re
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, Server
+from zinc import ROOT, thread_count, wait_until
+
+ZN_LOAD = ROOT / "bench" / "build" / "zn-load"
+REF_EPOLL = ROOT / "bench" / "build" / "ref-epoll"
+STAGE = "v0.6"  # the first stage whose demo answers id 0 with id 0
+RUN_TIMEOUT = 30.0  # seconds a zn-load run may take before the test fails
+
+# The keys of zn-load's result line, exactly.
+RESULT_KEYS = {"connections", "inflight", "body", "threads", "messages",
+               "warmup_messages", "errors", "seconds", "rtt_per_sec",
+               "p50_us", "p90_us", "p99_us", "p999_us", "max_us"}
+
+
+@pytest.fixture
+def zn_load():
+    if not ZN_LOAD.exists():
+        pytest.skip("bench/build/zn-load is missing: run `make -C bench`")
+    return ZN_LOAD
+
+
+@pytest.fixture
+def v06(tmp_path):
+    """The v0.6 demo server on a free port; on teardown it must exit 0
+    after SIGTERM, with no sanitizer report."""
+    if not (ROOT / STAGE / "build" / "server").exists():
+        pytest.skip(f"{STAGE}/build/server is missing: run `make`")
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    server = Server(STAGE, workdir, None, 0, None, None,
+                    env={"ZN_LOG_LEVEL": "warn"})
+    try:
+        yield server.wait_listening()
+    finally:
+        running = server.proc.poll() is None
+        rc = server.stop()
+        server.log.close()
+        text = server.text()
+        print(f"---- server log (exit {rc})\n{text}")
+        assert not running or rc == 0, f"server exit status {rc}"
+        assert not BAD_LOG_RE.search(text), "sanitizer report in server log"
+
+
+@pytest.fixture
+def ref_epoll(tmp_path):
+    """bench/build/ref-epoll on a free port (its argv[1], 0 = any)."""
+    if not REF_EPOLL.exists():
+        pytest.skip("bench/build/ref-epoll is missing (bench/ref-epoll.c "
+                    "not written yet?): run `make -C bench`")
+    log_path = tmp_path / "ref-epoll.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(REF_EPOLL), "0"], cwd=tmp_path,
+                                stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT)
+    try:
+        m = wait_until(lambda: proc.poll() is not None or
+                       LISTEN_RE.search(log_path.read_text()), START_TIMEOUT)
+        assert isinstance(m, re.Match), \
+            f"ref-epoll did not start:\n{log_path.read_text()}"
+        yield int(m.group(2))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        text = log_path.read_text(errors="replace")
+        print(f"---- ref-epoll log\n{text}")
+        assert not BAD_LOG_RE.search(text), "sanitizer report in its log"
+
+
+def run_load(zn_load, *args):
+    """Run zn-load to the end: (exit status, result dict or None, stderr)."""
+    proc = subprocess.run([str(zn_load), *map(str, args)],
+                          stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=RUN_TIMEOUT)
+    print(f"---- zn-load {' '.join(map(str, args))} (exit {proc.returncode})"
+          f"\n{proc.stdout}{proc.stderr}")
+    assert not BAD_LOG_RE.search(proc.stderr), "sanitizer report"
+    lines = proc.stdout.splitlines()
+    assert len(lines) <= 1, "more than one line on stdout"
+    return proc.returncode, json.loads(lines[0]) if lines else None, \
+        proc.stderr
+
+
+def built_with_tsan():
+    flags = ROOT / "bench" / "build" / ".flags"
+    return "-fsanitize=thread" in flags.read_text()
+
+
+def sigterm(proc):
+    """SIGTERM to zn-load; its exit status."""
+    proc.send_signal(signal.SIGTERM)
+    if built_with_tsan():
+        # ThreadSanitizer can lose a signal that lands just before
+        # epoll_wait() (see test_signals.py): say it once more.
+        try:
+            return proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+    return proc.wait(3.0)
+
+
+def check_good_run(rc, result):
+    assert rc == 0
+    assert set(result) == RESULT_KEYS
+    assert result["errors"] == 0
+    assert result["connections"] == 10
+    assert result["messages"] > 1000
+    assert 0 < result["seconds"] <= 1.5
+    assert result["rtt_per_sec"] > 0
+    assert 0 < result["p50_us"] <= result["p90_us"] <= result["p99_us"] \
+        <= result["p999_us"] <= result["max_us"]
+
+
+def test_measures_the_v06_demo(zn_load, v06):
+    rc, result, _ = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 10,
+                             f"127.0.0.1:{v06.port}")
+    check_good_run(rc, result)
+
+
+def test_measures_ref_epoll(zn_load, ref_epoll):
+    rc, result, _ = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 10,
+                             f"127.0.0.1:{ref_epoll}")
+    check_good_run(rc, result)
+
+
+# A wrong DataLen is caught in the header, a wrong byte in the body.
+WRONG_REPLIES = {
+    "pong": r'expected DataLen 4, MsgID 0, body "pong"; got DataLen 18, '
+            r'MsgID 0, body "ping\.\.\.ping\.\.\.ping"',
+    "ping...ping...pinG": r'expected DataLen 18, MsgID 0, body '
+                          r'"ping\.\.\.ping\.\.\.pinG"; got DataLen 18, '
+                          r'MsgID 0, body "ping\.\.\.ping\.\.\.ping"; '
+                          r'first difference at body byte 17: got 0x67, '
+                          r'expected 0x47',
+}
+
+
+@pytest.mark.parametrize("expect", list(WRONG_REPLIES), ids=["len", "byte"])
+def test_a_wrong_reply_is_an_error(zn_load, v06, expect):
+    rc, result, err = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 10,
+                               "-e", expect, f"127.0.0.1:{v06.port}")
+    assert rc == 1
+    assert result["errors"] == 10  # every connection, each closed after it
+    assert result["messages"] == 0
+    # One example: the expected reply next to the one that came.
+    assert len(re.findall(r"wrong reply", err)) == 1, err
+    assert re.search(WRONG_REPLIES[expect], err), err
+
+
+@pytest.mark.parametrize("args", [["-c", "0", "127.0.0.1:8999"],
+                                  ["-c", "abc", "127.0.0.1:8999"],
+                                  ["-d", "0", "127.0.0.1:8999"],
+                                  ["-c", "2"],
+                                  ["127.0.0.1"]],
+                         ids=["c0", "cabc", "d0", "no-address", "no-port"])
+def test_bad_arguments_exit_2_with_usage(zn_load, args):
+    rc, result, err = run_load(zn_load, *args)
+    assert rc == 2
+    assert result is None
+    assert "usage: zn-load" in err
+
+
+def test_idle_mode_holds_connections_until_sigterm(zn_load, v06):
+    proc = subprocess.Popen([str(zn_load), "-I", "-c", "50", "-d", "5",
+                             f"127.0.0.1:{v06.port}"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        assert ready, "no idle line within 10 s"
+        line = json.loads(proc.stdout.readline())
+        assert line == {"mode": "idle", "connections": 50, "errors": 0}
+        assert wait_until(lambda: thread_count(v06.pid, "zn-reader") == 50)
+
+        start = time.monotonic()
+        assert sigterm(proc) == 0
+        assert time.monotonic() - start < (2.0 if built_with_tsan() else 1.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read()
+        print(f"---- zn-load stderr\n{err}")
+    assert not BAD_LOG_RE.search(err), "sanitizer report"
+    assert wait_until(lambda: thread_count(v06.pid, "zn-reader") == 0)
