@@ -49,7 +49,9 @@ struct zn_conn {
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
                             socklen_t addrlen, struct zn_router *router)
 {
-    struct zn_conn *c = calloc(1, sizeof(*c));
+    /* malloc, not calloc: the pages of rbuf cost memory only once a
+     * read() fills them, so an idle connection does not pay for them. */
+    struct zn_conn *c = malloc(sizeof(*c));
 
     if (c == NULL)
         return NULL;
@@ -59,6 +61,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     pthread_mutex_init(&c->send_lock, NULL);
     c->router = router;
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
+    c->rnext = c->rbuf;
+    c->rleft = 0;
     return c;
 }
 
