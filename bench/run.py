@@ -226,7 +226,7 @@ def chart(cells):
         bar = group * 0.8 / len(names)
         for gi, conns in enumerate(CONNS):
             gx = x0 + pad + gi * group + group * 0.1
-            svg.append(f'<text x="{gx + group * 0.4}" y="{h + 20}" '
+            svg.append(f'<text x="{gx + group * 0.4:.1f}" y="{h + 20}" '
                        f'text-anchor="middle">{conns} conn'
                        f'{"s" if conns != 1 else ""}</text>')
             for ni, name in enumerate(names):
