@@ -166,10 +166,13 @@ char *zn_log_escape(const void *data, size_t len, char *buf, size_t size)
         memcpy(buf + n, esc, k);
         n += k;
     }
-    if (need < size)
-        buf[n] = '\0';
-    else
-        snprintf(buf + n, size - n, "..."); /* cut short in tiny buffers */
+    if (need >= size) {
+        size_t dots = size - 1 - n < 3 ? size - 1 - n : 3; /* tiny buffers */
+
+        memcpy(buf + n, "...", dots);
+        n += dots;
+    }
+    buf[n] = '\0';
     return buf;
 }
 
