@@ -167,6 +167,27 @@ def test_out_of_descriptors_closes_new_clients_and_recovers(
     srv.wait_log(r"accepting again")
 
 
+def test_last_descriptor_taken_is_not_an_episode(stage, start_server):
+    """A server whose clients take its last descriptor, one at a time, has
+    turned nobody away: no "out of file descriptors" line (Linux's accept()
+    says EMFILE before it looks at the queue, so the check after the last
+    client must not be taken for an episode)."""
+    if VALGRIND:
+        pytest.skip("valgrind needs descriptors of its own")
+    probe = start_server()
+    room = fd_count(probe.pid) + 1  # exactly one client fits
+    assert probe.stop() == 0
+    srv = start_server(nofile=room)
+    for i in range(3):
+        sock = open_conn(stage, srv.port)
+        roundtrip(stage, sock, b"client %d" % i)
+        sock.close()
+        assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 0)
+    text = srv.text()
+    assert "out of file descriptors" not in text and \
+        "accepting again" not in text, text
+
+
 def test_client_threads_block_sigint_and_sigterm(stage, server):
     """SIGINT and SIGTERM belong to the main thread, which polls the wake-up
     pipe: every thread the server starts blocks them (SigBlk in

@@ -269,16 +269,17 @@ static int accept_clients(struct zn_server *s)
         if (accept_error_is_transient(err))
             continue;
         if (err == EMFILE || err == ENFILE) {
+            int shed = shed_client(s);
+
+            if (shed == EAGAIN || shed == EWOULDBLOCK)
+                return -1; /* nobody was waiting: nobody turned away */
             if (!s->starved)
                 zn_warn("[%s] out of file descriptors (accept: %s): closing "
                         "new connections until one is free",
                         s->name, zn_strerror(err));
             s->starved = true;
-            err = shed_client(s);
-            if (err == 0)
+            if (shed == 0)
                 continue;
-            if (err == EAGAIN || err == EWOULDBLOCK)
-                return -1; /* nobody is waiting now */
             return ZN_ACCEPT_PAUSE_MS; /* not even the spare came back */
         }
         if (!s->starved)
