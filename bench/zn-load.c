@@ -982,6 +982,20 @@ static void conn_bad_reply(struct zl_worker *w, struct zl_conn *c, uint32_t len,
 }
 
 /*
+ * How many requests a reply may answer now: those in flight whose last
+ * byte has gone out. A request still (partly) in out_len cannot have been
+ * read by the server; a reply that claims to answer it is a second reply
+ * to an earlier one.
+ */
+static unsigned conn_answerable(const struct zl_run *run,
+                                const struct zl_conn *c)
+{
+    size_t unsent = (c->out_len + run->req_len - 1) / run->req_len;
+
+    return c->inflight - (unsigned)unsent;
+}
+
+/*
  * Take n bytes just read: replies arrive cut anywhere, so each is gathered
  * in c->in until it is whole. The header is checked as soon as it is in,
  * because a wrong DataLen means we cannot even tell where the reply ends;
@@ -997,9 +1011,11 @@ static int conn_take(struct zl_worker *w, struct zl_conn *c,
         size_t goal = c->in_len < ZL_HDR ? ZL_HDR : run->reply_len;
         size_t take = goal - c->in_len < n ? goal - c->in_len : n;
 
-        if (c->in_len == 0 && c->inflight == 0) {
+        if (c->in_len == 0 && conn_answerable(run, c) == 0) {
             conn_fail(w, c, ZL_ERR_REPLY,
-                      "%zu bytes arrived with no request in flight", n);
+                      "%zu bytes arrived with no request sent and "
+                      "unanswered",
+                      n);
             return -1;
         }
         memcpy(c->in + c->in_len, p, take);

@@ -11,13 +11,15 @@ import json
 import re
 import select
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, Server
-from zinc import ROOT, thread_count, wait_until
+from zinc import HEADER, PING, ROOT, recv_exact, thread_count, wait_until
 
 ZN_LOAD = ROOT / "bench" / "build" / "zn-load"
 REF_EPOLL = ROOT / "bench" / "build" / "ref-epoll"
@@ -165,6 +167,50 @@ def test_a_wrong_reply_is_an_error(zn_load, v06, expect):
     # One example: the expected reply next to the one that came.
     assert len(re.findall(r"wrong reply", err)) == 1, err
     assert re.search(WRONG_REPLIES[expect], err), err
+
+
+@pytest.fixture
+def double_replier():
+    """A server that answers every request twice: the second reply comes
+    before the client has sent another request."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(RUN_TIMEOUT)
+    reply = HEADER.pack(len(PING), 0) + PING
+
+    def serve():
+        try:
+            conn, _ = lsock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(RUN_TIMEOUT)
+            try:
+                while True:
+                    length, _ = HEADER.unpack(recv_exact(conn, HEADER.size))
+                    recv_exact(conn, length)
+                    conn.sendall(reply + reply)
+            except (AssertionError, OSError):
+                pass  # the client hung up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield lsock.getsockname()[1]
+    lsock.close()
+    thread.join(RUN_TIMEOUT)
+
+
+def test_a_reply_before_its_request_is_an_error(zn_load, double_replier):
+    """A reply can only answer a request that has gone out whole: a second
+    reply to one request is an error at once, not the answer to a request
+    not sent yet (which once made zn-load send bytes from past its
+    buffer)."""
+    start = time.monotonic()
+    rc, result, err = run_load(zn_load, "-d", 1, "-w", 0.2,
+                               f"127.0.0.1:{double_replier}")
+    assert rc == 1
+    assert result["errors"] == 1
+    assert "with no request sent and unanswered" in err, err
+    assert time.monotonic() - start < 5, "the error took a timeout to show"
 
 
 @pytest.mark.parametrize("args", [["-c", "0", "127.0.0.1:8999"],
