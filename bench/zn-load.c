@@ -159,8 +159,8 @@ static bool parse_seconds(const char *s, bool zero_ok, double *out)
     char *end;
     double v;
 
-    if ((*s < '0' || *s > '9') && *s != '.')
-        return false; /* no sign, no "inf", no "nan" */
+    if (((*s < '0' || *s > '9') && *s != '.') || strpbrk(s, "xX") != NULL)
+        return false; /* no sign, no "inf", no "nan", no hex */
     errno = 0;
     v = strtod(s, &end);
     if (errno != 0 || *end != '\0' || !(v >= 0 && v <= ZL_MAX_SECONDS))

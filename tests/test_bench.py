@@ -216,9 +216,10 @@ def test_a_reply_before_its_request_is_an_error(zn_load, double_replier):
 @pytest.mark.parametrize("args", [["-c", "0", "127.0.0.1:8999"],
                                   ["-c", "abc", "127.0.0.1:8999"],
                                   ["-d", "0", "127.0.0.1:8999"],
+                                  ["-d", "0x10", "127.0.0.1:8999"],
                                   ["-c", "2"],
                                   ["127.0.0.1"]],
-                         ids=["c0", "cabc", "d0", "no-address", "no-port"])
+                         ids=["c0", "cabc", "d0", "dhex", "no-address", "no-port"])
 def test_bad_arguments_exit_2_with_usage(zn_load, args):
     rc, result, err = run_load(zn_load, *args)
     assert rc == 2
