@@ -37,8 +37,9 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CONNS = [int(c) for c in (os.environ.get("BENCH_CONNS") or "1 100 1000").split()]
 SECONDS, WARMUP = (1.0, 0.3) if QUICK else (2.0, 0.5)
 # Two cores shared by the load generator and the server make one run
-# noisy: the full benchmark runs every cell three times and keeps the
-# median (by round trips per second).
+# noisy, and the machine drifts: the full benchmark measures every cell
+# three times, in rounds that visit every server once (a drift then moves
+# all of them alike), and keeps each cell's median by round trips/s.
 REPEAT = 1 if QUICK else 3
 IDLE_CONNS = 1000
 EXTRA = dict(e.split("=", 1) for e in os.environ.get("BENCH_EXTRA", "").split())
@@ -132,11 +133,9 @@ def load(server, args):
                             preexec_fn=raise_nofile)
 
 
-def cell(name, conns):
-    """REPEAT runs, each with a fresh server: the median one."""
-    runs = sorted((run_once(name, conns) for _ in range(REPEAT)),
-                  key=lambda r: r["rtt"])
-    return runs[len(runs) // 2]
+def median(runs):
+    """The run with the median round trips per second."""
+    return sorted(runs, key=lambda r: r["rtt"])[len(runs) // 2]
 
 
 def run_once(name, conns):
@@ -260,13 +259,16 @@ def main():
         sys.exit("bench: bench/build/zn-load or ref-epoll is missing: "
                  "run `make bench`")
     servers = stages() + list(EXTRA) + ["ref"]
-    cells = []
-    for name in servers:
-        for conns in CONNS:
-            cells.append(cell(name, conns))
-            c = cells[-1]
-            print(f"bench: {name:5} {conns:5} conns: {c['rtt']:9,.0f} "
-                  f"round trips/s, p99 {c['p99']:,.0f} us", flush=True)
+    runs = {(name, conns): [] for name in servers for conns in CONNS}
+    for conns in CONNS:
+        for _ in range(REPEAT):
+            for name in servers:
+                r = run_once(name, conns)
+                runs[(name, conns)].append(r)
+                print(f"bench: {name:5} {conns:5} conns: {r['rtt']:9,.0f} "
+                      f"round trips/s, p99 {r['p99']:,.0f} us", flush=True)
+    cells = [median(runs[(name, conns)]) for name in servers
+             for conns in CONNS]
     idle_kib = {name: idle(name) for name in servers}
     md = table(cells, idle_kib)
     OUT.mkdir(exist_ok=True)
