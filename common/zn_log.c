@@ -80,6 +80,26 @@ static void log_write(const char *p, size_t n)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* Write byte ch as printable text into out; returns 1, 2 or 4. */
+static size_t escape_byte(unsigned char ch, char out[4])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (ch == '\\') {
+        out[0] = out[1] = '\\';
+        return 2;
+    }
+    if (ch >= 0x20 && ch < 0x7f) {
+        out[0] = (char)ch;
+        return 1;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[ch >> 4];
+    out[3] = hex[ch & 0xf];
+    return 4;
+}
+
 void zn_log(enum zn_log_level level, const char *fmt, ...)
 {
     char msg[ZN_LOG_LINE_MAX], line[ZN_LOG_LINE_MAX];
@@ -111,7 +131,7 @@ void zn_log(enum zn_log_level level, const char *fmt, ...)
         if (n + (control ? 4 : 1) > sizeof(line) - 2)
             break;
         if (control)
-            n += (size_t)snprintf(line + n, 5, "\\x%02x", ch);
+            n += escape_byte(ch, line + n); /* \xHH */
         else
             line[n++] = (char)ch;
     }
@@ -123,26 +143,6 @@ void zn_log(enum zn_log_level level, const char *fmt, ...)
      */
     log_write(line, n);
     errno = saved;
-}
-
-/* Write byte ch as printable text into out; returns 1, 2 or 4. */
-static size_t escape_byte(unsigned char ch, char out[4])
-{
-    static const char hex[] = "0123456789abcdef";
-
-    if (ch == '\\') {
-        out[0] = out[1] = '\\';
-        return 2;
-    }
-    if (ch >= 0x20 && ch < 0x7f) {
-        out[0] = (char)ch;
-        return 1;
-    }
-    out[0] = '\\';
-    out[1] = 'x';
-    out[2] = hex[ch >> 4];
-    out[3] = hex[ch & 0xf];
-    return 4;
 }
 
 char *zn_log_escape(const void *data, size_t len, char *buf, size_t size)
