@@ -48,3 +48,29 @@ ssize_t zn_writen(int fd, const void *buf, size_t n)
     }
     return (ssize_t)n;
 }
+
+ssize_t zn_writevn(int fd, struct iovec *iov, int cnt)
+{
+    size_t done = 0;
+
+    while (cnt > 0) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+        size_t left;
+
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        done += (size_t)w;
+        /* Skip the buffers written whole, then trim the one cut short. */
+        for (left = (size_t)w; cnt > 0 && left >= iov->iov_len; iov++, cnt--)
+            left -= iov->iov_len;
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return (ssize_t)done;
+}

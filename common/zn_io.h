@@ -10,6 +10,7 @@
 #define ZN_IO_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /*
  * Read exactly n bytes from fd into buf, retrying on EINTR and short counts.
@@ -25,6 +26,14 @@ ssize_t zn_readn(int fd, void *buf, size_t n);
  * on success and -1 with errno set on error.
  */
 ssize_t zn_writen(int fd, const void *buf, size_t n);
+
+/*
+ * Write every byte the cnt buffers of iov describe, in order, as one stream
+ * (writev(2), through sendmsg(2) with MSG_NOSIGNAL), retrying on EINTR and
+ * short counts. iov is used up: a short count advances it in place. Returns
+ * the bytes written, all of them, or -1 with errno set.
+ */
+ssize_t zn_writevn(int fd, struct iovec *iov, int cnt);
 
 /*
  * Read at most n bytes, retrying only on EINTR: whatever one read(2)

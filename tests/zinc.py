@@ -56,8 +56,12 @@ def server_command(stage, workdir, args=None, port=0, conf=None,
 
 def build_api(stage, name, out_dir):
     """Compile tests/api/NAME.c against the stage's build/libzinc.a, with the
-    flags the stage was built with; return the executable's path."""
+    flags the stage was built with; return the executable's path. The
+    program sees ZN_STAGE_MINOR (7 for v0.7, 10 for v1.0) to follow the API
+    as it changes."""
     flags = (ROOT / stage / "build" / ".flags").read_text().split()
+    major, minor = (int(x) for x in stage.lstrip("v").split("."))
+    flags.append(f"-DZN_STAGE_MINOR={major * 10 + minor}")
     exe = Path(out_dir) / name
     subprocess.run(flags + ["-I", str(ROOT / stage), "-I",
                             str(ROOT / "common"),

@@ -4,6 +4,7 @@
  * through a handler installed WITHOUT SA_RESTART, so every blocking call is
  * interrupted again and again; a helper thread (SIGALRM blocked) writes or
  * reads only after a delay, so each call has to block and be interrupted.
+ * zn_writevn gets the same treatment with a buffer cut into pieces.
  */
 #include "check.h"
 #include "zn_io.h"
@@ -170,6 +171,41 @@ int main(void)
     CHECK(p.intact);
     close(sv[0]);
     close(sv[1]);
+
+    /* zn_writevn of the same bytes cut into buffers of uneven sizes (1 byte
+     * up to 1 MiB), so that short counts end inside a buffer and exactly at
+     * a boundary: every byte arrives, in order, once. */
+    {
+        static const size_t cuts[] = {1, 7, 8, 4089, 65536, 1 << 20, 0};
+        struct iovec iov[64];
+        size_t at = 0;
+        int cnt = 0;
+
+        for (; at < BIG && cnt < 64; cnt++) {
+            size_t n = cuts[cnt % 7] ? cuts[cnt % 7] : 3;
+
+            if (n > BIG - at || cnt == 63)
+                n = BIG - at;
+            iov[cnt] = (struct iovec){.iov_base = big + at, .iov_len = n};
+            at += n;
+        }
+        CHECK(at == BIG);
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        p = (struct peer){.fd = sv[0], .job = 2};
+        t = start_peer(&p);
+        before = atomic_load(&alarms);
+        timer(1);
+        r = zn_writevn(sv[1], iov, cnt);
+        timer(0);
+        shutdown(sv[1], SHUT_WR);
+        pthread_join(t, NULL);
+        CHECK(atomic_load(&alarms) - before >= 5);
+        CHECK(r == (ssize_t)BIG);
+        CHECK(p.got == BIG);
+        CHECK(p.intact);
+        close(sv[0]);
+        close(sv[1]);
+    }
 
     free(big);
     return CHECK_DONE();

@@ -3,7 +3,9 @@
  * goes out whole, never interleaved with another. Four threads send 100
  * messages of 64 KiB each on one connection (id = thread number, body full
  * of that byte); this thread reads the other end and checks every frame.
- * Built by tests/test_framing.py against a stage's build/libzinc.a (v0.5+).
+ * From v0.7 the connection is started and its writer thread does the
+ * writing. Built by tests/test_framing.py against a stage's build/libzinc.a
+ * (v0.5+).
  */
 #include "zinc/connection.h"
 
@@ -72,6 +74,9 @@ int main(void)
     int counts[THREADS] = {0}, frames = 0, bad = 0, failed = 0;
     int lfd, cfd, sfd;
     struct zn_conn *conn;
+#if ZN_STAGE_MINOR >= 7
+    struct zn_msghandler *handler;
+#endif
 
     /* A loopback TCP pair: cfd is the client, sfd the server's end. */
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -89,10 +94,24 @@ int main(void)
     close(lfd);
     setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 
+#if ZN_STAGE_MINOR < 7
     /* Never started: this test owns the connection. */
     conn = zn_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);
     if (conn == NULL)
         return perror("zn_conn_new"), 1;
+#else
+    /* From v0.7 only the writer thread writes: start the connection (its
+     * reader waits for requests that never come) and keep a reference for
+     * the senders. */
+    handler = zn_msghandler_new();
+    conn = zn_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, handler);
+    if (handler == NULL || conn == NULL)
+        return perror("zn_conn_new"), 1;
+    zn_msghandler_release(handler); /* the connection holds its own */
+    zn_conn_hold(conn);
+    if (zn_conn_start(conn) < 0)
+        return perror("zn_conn_start"), 1;
+#endif
     for (int i = 0; i < THREADS; i++) {
         senders[i] = (struct sender){.conn = conn, .id = (uint32_t)i};
         pthread_create(&t[i], NULL, send_all, &senders[i]);
@@ -144,7 +163,11 @@ int main(void)
         pthread_join(t[i], NULL);
         failed += senders[i].failed;
     }
+#if ZN_STAGE_MINOR < 7
     zn_conn_free(conn);
+#else
+    zn_conn_release(conn);
+#endif
 
     printf("%d whole frames of %d; per thread %d %d %d %d; failed sends %d\n",
            frames, THREADS * MESSAGES, counts[0], counts[1], counts[2],
