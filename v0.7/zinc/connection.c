@@ -11,20 +11,10 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/*
- * Each thread of a connection gets a small stack. The default (8 MiB on Linux) is
- * only address space until touched, but with thousands of clients it adds up
- * to gigabytes of reservations; the read and write loops keep their
- * messages on the heap and need a few KiB. 256 KiB leaves room for libc and the
- * sanitizers.
- */
-#define ZN_THREAD_STACK (256 * 1024)
 
 /*
  * The reader's buffer, as in CS:APP's rio_readnb(): one read() takes up to
@@ -142,6 +132,14 @@ static ssize_t conn_readn(struct zn_conn *c, void *buf, size_t n)
  */
 #define ZN_BODY_STEP (64 * 1024)
 
+/* A read() failed (errno): log it, unless a stop caused it, and abort. */
+static void read_failed(struct zn_conn *c)
+{
+    if (!zn_conn_is_closed(c))
+        zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
+    zn_conn_stop(c);
+}
+
 /*
  * Read one message: exactly ZN_HEADER_LEN bytes of header, then exactly
  * DataLen bytes of body, however the bytes were cut into TCP segments.
@@ -161,8 +159,8 @@ static struct zn_msg *read_msg(struct zn_conn *c)
         return NULL; /* the client closed between two messages */
     if (n < (ssize_t)sizeof(head)) {
         if (n < 0)
-            goto fail;
-        if (!zn_conn_is_closed(c))
+            read_failed(c);
+        else if (!zn_conn_is_closed(c))
             zn_warn("conn %u: truncated header (%zd of %d bytes)", c->id, n,
                     ZN_HEADER_LEN);
         return NULL;
@@ -180,12 +178,12 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     while (msg != NULL) {
         n = conn_readn(c, zn_msg_data(msg) + got, size - got);
         if (n != (ssize_t)(size - got)) {
-            zn_msg_free(msg);
             if (n < 0)
-                goto fail;
-            if (!zn_conn_is_closed(c))
+                read_failed(c);
+            else if (!zn_conn_is_closed(c))
                 zn_warn("conn %u: truncated body (%u of %u bytes)", c->id,
                         got + (uint32_t)n, len);
+            zn_msg_free(msg);
             return NULL;
         }
         got = size;
@@ -200,43 +198,6 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     zn_error("conn %u: no memory for a message of %u bytes", c->id, len);
     zn_conn_stop(c);
     return NULL;
-fail:
-    if (!zn_conn_is_closed(c))
-        zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
-    zn_conn_stop(c);
-    return NULL;
-}
-
-/*
- * Start fn(arg) on a thread with a small stack: detached, or joinable with
- * its id in *tid. Returns 0 or a negative errno.
- */
-static int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg,
-                        bool detached)
-{
-    pthread_attr_t attr;
-    sigset_t block, old;
-    int rc;
-
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, ZN_THREAD_STACK);
-    if (detached)
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    /*
-     * SIGINT and SIGTERM belong to the server's main thread, which polls
-     * the wake-up pipe. A new thread inherits its creator's signal mask:
-     * block them around pthread_create() and the thread never runs the
-     * handler (which could otherwise write to the pipe while main closes
-     * it at exit).
-     */
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    rc = pthread_create(tid, &attr, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return -rc;
 }
 
 /*
@@ -285,7 +246,7 @@ static void *reader_thread(void *arg)
     zn_thread_set_name("zn-reader-%u", c->id);
     zn_info("conn %u started, remote %s", c->id, c->remote);
     zn_conn_hold(c); /* the writer's reference */
-    rc = start_thread(&c->writer, writer_thread, c, false);
+    rc = zn_thread_start(&c->writer, writer_thread, c, false);
     if (rc < 0) {
         zn_error("conn %u: cannot start a writer: %s", c->id,
                  zn_strerror(-rc));
@@ -327,7 +288,7 @@ int zn_conn_start(struct zn_conn *c)
      * when its client leaves. The price is that stop cannot wait for them;
      * v0.9's connection manager changes that.
      */
-    return start_thread(&tid, reader_thread, c, true);
+    return zn_thread_start(&tid, reader_thread, c, true);
 }
 
 void zn_conn_stop(struct zn_conn *c)
