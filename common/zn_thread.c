@@ -42,17 +42,34 @@ int zn_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg,
     return -rc;
 }
 
-void zn_thread_set_name(const char *fmt, ...)
+/* Name thread t, printf-style, cut to what the kernel keeps. */
+static void name_thread(pthread_t t, const char *fmt, va_list ap)
 {
     char name[16]; /* the kernel's limit, with the terminating NUL */
+
+    vsnprintf(name, sizeof(name), fmt, ap);
+#if defined(__linux__)
+    pthread_setname_np(t, name);
+#else
+    (void)t;
+    (void)name;
+#endif
+}
+
+void zn_thread_set_name(const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(name, sizeof(name), fmt, ap);
+    name_thread(pthread_self(), fmt, ap);
     va_end(ap);
-#if defined(__linux__)
-    pthread_setname_np(pthread_self(), name);
-#else
-    (void)name;
-#endif
+}
+
+void zn_thread_name(pthread_t t, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    name_thread(t, fmt, ap);
+    va_end(ap);
 }

@@ -30,4 +30,13 @@ int zn_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg,
 void zn_thread_set_name(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/*
+ * Name thread t, a joinable thread the caller started (a detached one may
+ * already be gone). A new thread carries its creator's name until it is
+ * named: naming it from the creator, before zn_thread_start()'s caller
+ * goes on, means nobody ever sees a writer called "zn-reader-N".
+ */
+void zn_thread_name(pthread_t t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -241,7 +241,6 @@ static void *writer_thread(void *arg)
     size_t skip;
     int n;
 
-    zn_thread_set_name("zn-writer-%u", c->id);
     while (zn_chan_recv(c->out, &bufs[0]) == 0) {
         for (n = 1; n < ZN_WRITE_BATCH; n++)
             if (zn_chan_try_recv(c->out, &bufs[n]) < 0)
@@ -290,6 +289,7 @@ static void *reader_thread(void *arg)
         zn_conn_release(c);
         return NULL;
     }
+    zn_thread_name(c->writer, "zn-writer-%u", c->id);
     while ((msg = read_msg(c)) != NULL) {
         struct zn_request *req = zn_request_new(c, msg);
 

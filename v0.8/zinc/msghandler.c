@@ -123,7 +123,6 @@ static void *worker_thread(void *arg)
     struct zn_worker *w = arg;
     void *req;
 
-    zn_thread_set_name("zn-worker-%u", w->id);
     while (zn_chan_recv(w->tasks, &req) == 0)
         handle(w->h, req);
     return NULL;
@@ -154,6 +153,7 @@ int zn_msghandler_start_workers(struct zn_msghandler *h)
             zn_chan_free(w->tasks, NULL);
             break;
         }
+        zn_thread_name(w->tid, "zn-worker-%u", i);
         h->nworkers++;
     }
     if (rc < 0) {
