@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from conftest import STOP_TIMEOUT, VALGRIND
-from zinc import open_conn, roundtrip
+from zinc import open_conn, pack, ping_reply, read_frame, roundtrip
 
 pytestmark = pytest.mark.since("v0.4")
 
@@ -157,3 +157,55 @@ def test_bad_command_line(start_server, args):
     srv = start_server(args=args, wait=False)
     assert srv.wait_exit() == 2
     assert "usage" in srv.text()
+
+
+# MaxMsgChanLen (v0.7): how many replies a connection's outgoing channel
+# holds, from 1 to 1048576 (DESIGN.md section 8).
+BAD_CHAN_LENS = [
+    # (value, words the message must contain)
+    (0, "MaxMsgChanLen: must be an integer from 1 to 1048576"),
+    (1048577, "MaxMsgChanLen: must be an integer from 1 to 1048576"),
+    (-1, "MaxMsgChanLen: must be an integer from 1 to 1048576"),
+    ("16", "MaxMsgChanLen: expected an integer, got string"),
+    (1.5, "MaxMsgChanLen: must be an integer"),
+]
+
+
+@pytest.mark.since("v0.7")
+@pytest.mark.parametrize("value,words", BAD_CHAN_LENS)
+def test_bad_max_msg_chan_len_is_refused(start_server, value, words):
+    srv = start_server(conf={"MaxMsgChanLen": value}, wait=False)
+    assert refused(srv) == 2
+    assert "conf/zinc.json:1:" in srv.text()
+    assert words in srv.text()
+
+
+@pytest.mark.since("v0.7")
+@pytest.mark.parametrize("value", [1, 1048576])
+def test_max_msg_chan_len_limits_are_allowed(stage, start_server, value):
+    """Both ends of the range start a server that serves, and the config
+    line at startup shows the value in use. With a channel of one reply,
+    twenty pipelined requests still get all twenty replies: the sender
+    waits for the writer to make room instead of losing any."""
+    srv = start_server(conf={"MaxMsgChanLen": value})
+    srv.wait_log(rf"config: .* MaxMsgChanLen={value}\b")
+    sock = open_conn(stage, srv.port)
+    sock.sendall(b"".join(pack(0, b"%d" % i) for i in range(20)))
+    for _ in range(20):
+        assert read_frame(sock) == ping_reply(stage)
+
+
+@pytest.mark.since("v0.7")
+def test_max_msg_chan_len_default_in_the_config_line(server):
+    server.wait_log(r"config: .* MaxMsgChanLen=1024\b")
+
+
+@pytest.mark.until("v0.6")
+def test_max_msg_chan_len_is_unknown_before_v07(stage, start_server):
+    """A newer config still starts an older stage: before v0.7 the key is
+    unknown, a warning, and the config line does not claim it."""
+    srv = start_server(conf={"MaxMsgChanLen": 16})
+    assert ('WARN  conf/zinc.json:1:33: unknown key "MaxMsgChanLen" ignored'
+            in srv.text())
+    assert "MaxMsgChanLen=" not in srv.text()
+    roundtrip(stage, open_conn(stage, srv.port))
