@@ -284,3 +284,152 @@ def roundtrip(stage, sock, tag=b"x"):
 def ping_reply(stage):
     """The demo's answer to a message with id 0 (v0.5: always id 1)."""
     return (1, PING) if not since(stage, "v0.6") else (0, PING)
+
+
+# ---- v0.7 read/write split (tests/test_split.py) ----
+
+def hello_reply(stage):
+    """The demo's answer to a message with id 1 (v0.6+)."""
+    return (1, b"Hello Zinc Router " + stage.encode())
+
+
+def reply_to(stage, msg_id):
+    """The demo's answer to a message with id 0 or 1, as (msg_id, data)."""
+    if msg_id == 1 and since(stage, "v0.6"):
+        return hello_reply(stage)
+    return ping_reply(stage)
+
+
+def read_to_eof(sock, timeout=TIMEOUT):
+    """Every byte until the server's FIN. A reset instead of a FIN, or no
+    end within `timeout` seconds of silence, fails the test."""
+    sock.settimeout(timeout)
+    buf = bytearray()
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return bytes(buf)
+            buf += chunk
+    except ConnectionResetError:
+        raise AssertionError(f"reset (RST) instead of a FIN after "
+                             f"{len(buf)} bytes") from None
+    except socket.timeout:
+        raise AssertionError(f"no end of stream after {len(buf)} bytes "
+                             f"and {timeout}s of silence") from None
+    finally:
+        sock.settimeout(TIMEOUT)
+
+
+def read_until_closed(sock, timeout=TIMEOUT):
+    """Every byte until the server closes, with a FIN or a reset (an abort
+    may do either); None when it stays open for `timeout` seconds."""
+    sock.settimeout(timeout)
+    buf = bytearray()
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return bytes(buf)
+            buf += chunk
+    except ConnectionResetError:
+        return bytes(buf)
+    except socket.timeout:
+        return None
+    finally:
+        sock.settimeout(TIMEOUT)
+
+
+def split_frames(data):
+    """The whole frames in data as [(msg_id, body)], and the bytes left
+    over after the last whole one."""
+    frames, off = [], 0
+    while off + HEADER.size <= len(data):
+        length, msg_id = HEADER.unpack_from(data, off)
+        if off + HEADER.size + length > len(data):
+            break
+        frames.append((msg_id, data[off + HEADER.size:
+                                    off + HEADER.size + length]))
+        off += HEADER.size + length
+    return frames, data[off:]
+
+
+def connect_narrow(stage, port):
+    """A client with a narrow receive path: a 4 KiB receive buffer and a
+    536-byte MSS, both set before connect(). The kernel then parks only
+    about 160 KiB of replies for it (with the defaults it grows the
+    server's send buffer to megabytes), so a client that does not read
+    soon makes the server itself hold the replies. From v0.9 the greeting
+    is read here, as open_conn() does."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    sock.settimeout(TIMEOUT)
+    sock.connect(("127.0.0.1", port))
+    if since(stage, "v0.9"):
+        assert read_frame(sock) == (2, b"DoConnection BEGIN...")
+    return sock
+
+
+def tcp_queues(local_port, remote_port):
+    """(tx_queue, rx_queue) of the TCP socket with these ports, from
+    /proc/net/tcp: bytes sent but not yet acknowledged, and bytes received
+    that the owner has not read; None when there is no such socket."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(path).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            if (int(f[1].rsplit(":", 1)[1], 16),
+                    int(f[2].rsplit(":", 1)[1], 16)) == (local_port,
+                                                         remote_port):
+                tx, rx = f[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def server_stalled(server, sock, settle=0.2):
+    """True when the server has stopped reading this client: bytes the
+    client sent wait unread in the server's socket, the client's own
+    receive buffer holds replies it has not read, and neither changes for
+    `settle` seconds (a measurement window, not a synchronisation)."""
+    cport = sock.getsockname()[1]
+
+    def sample():
+        return (tcp_queues(server.port, cport), tcp_queues(cport, server.port))
+
+    before = sample()
+    time.sleep(settle)
+    after = sample()
+    return (before == after and None not in after and after[0][1] > 0 and
+            after[1][1] > 0)
+
+
+def server_read_all_but_is_stuck(server, sock, settle=0.2):
+    """True when the server has read every byte this client sent (nothing
+    unread on its side) while replies wait unread on the client's side,
+    neither changing for `settle` seconds: the server's writes to this
+    client are blocked on the full socket."""
+    cport = sock.getsockname()[1]
+
+    def sample():
+        return (tcp_queues(server.port, cport), tcp_queues(cport, server.port))
+
+    before = sample()
+    time.sleep(settle)
+    after = sample()
+    return (before == after and None not in after and after[0][1] == 0 and
+            after[1][1] > 0)
+
+
+def conn_thread_ids(pid, kind):
+    """Sorted connection ids in the names of the threads zn-KIND-<id>
+    (kind 'reader' or 'writer')."""
+    ids = []
+    for name in thread_names(pid).values():
+        m = re.fullmatch(rf"zn-{kind}-(\d+)", name)
+        if m:
+            ids.append(int(m.group(1)))
+    return sorted(ids)
