@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /*
@@ -40,6 +41,13 @@
  */
 #define ZN_SEND_WAIT_MS 100
 
+/*
+ * How long the writer waits for the client to take a single byte before
+ * it gives up on it as too slow (SO_SNDTIMEO). A client that reads slowly
+ * but steadily never waits that long.
+ */
+#define ZN_WRITE_TIMEOUT_MS 500
+
 struct zn_conn {
     int fd; /* the client socket, closed by the last release */
     uint32_t id; /* unique per server */
@@ -47,7 +55,9 @@ struct zn_conn {
     atomic_bool closed; /* set once by the first stop */
     struct zn_chan *out; /* packed replies on their way to the writer */
     pthread_t writer; /* the writer thread, joined by the reader */
-    pthread_mutex_t send_lock; /* guards the three below, direct writes */
+    pthread_mutex_t send_lock; /* guards the five below, direct writes */
+    pthread_cond_t room; /* inflight or queued went down, or stopped */
+    unsigned inflight; /* requests submitted and not yet handled */
     unsigned queued; /* replies in out or in the writer's hands */
     size_t partial; /* bytes of out's first reply a direct write sent */
     bool ended; /* zn_conn_end_replies() ran: no more replies */
@@ -64,6 +74,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     /* malloc, not calloc: the pages of rbuf cost memory only once a
      * read() fills them, so an idle connection does not pay for them. */
     struct zn_conn *c = malloc(sizeof(*c));
+    struct timeval wait = {ZN_WRITE_TIMEOUT_MS / 1000,
+                           ZN_WRITE_TIMEOUT_MS % 1000 * 1000};
 
     if (c == NULL)
         return NULL;
@@ -78,9 +90,14 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     atomic_init(&c->refs, 1);
     atomic_init(&c->closed, false);
     pthread_mutex_init(&c->send_lock, NULL);
+    pthread_cond_init(&c->room, NULL);
+    c->inflight = 0;
     c->queued = 0;
     c->partial = 0;
     c->ended = false;
+    /* The writer's patience with a client that takes nothing. */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof(wait)) < 0)
+        zn_warn("conn %u: SO_SNDTIMEO: %s", id, zn_strerror(errno));
     c->handler = handler;
     zn_msghandler_hold(handler);
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
@@ -216,12 +233,26 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     return NULL;
 }
 
-/* A write failed (errno): log it, unless a stop caused it, and abort. */
+static bool claim_stop(struct zn_conn *c);
+static void finish_stop(struct zn_conn *c);
+
+/*
+ * A write failed (errno): log why and abort, unless the connection was
+ * stopped already (a stop makes writes fail). Only the thread that stops
+ * it logs, so several senders failing at once still make one line.
+ */
 static void write_failed(struct zn_conn *c)
 {
-    if (!zn_conn_is_closed(c))
-        zn_warn("conn %u: send: %s", c->id, zn_strerror(errno));
-    zn_conn_stop(c); /* the reader wakes and ends too */
+    int err = errno;
+
+    if (!claim_stop(c))
+        return;
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        zn_warn("conn %u: too slow: took nothing for %d ms, stopping", c->id,
+                ZN_WRITE_TIMEOUT_MS);
+    else
+        zn_warn("conn %u: send: %s", c->id, zn_strerror(err));
+    finish_stop(c); /* the reader wakes and ends too */
 }
 
 /*
@@ -260,6 +291,7 @@ static void *writer_thread(void *arg)
             free(bufs[i]);
         pthread_mutex_lock(&c->send_lock);
         c->queued -= (unsigned)n;
+        pthread_cond_signal(&c->room); /* the reader may submit again */
         pthread_mutex_unlock(&c->send_lock);
     }
     zn_conn_release(c);
@@ -271,6 +303,27 @@ static void *writer_thread(void *arg)
  * message handler until the end, then end the connection gracefully or
  * finish its abort.
  */
+/*
+ * Flow control: wait while this connection's requests in flight and its
+ * replies waiting for the writer fill half the outgoing channel, then
+ * count one more request in flight (zn_conn_request_done() gives it back).
+ * A client that pipelines faster than it reads its replies is simply not
+ * read from for a while, so a worker almost never finds its channel full
+ * and never waits for it; the other half of the channel is room for a
+ * request that is answered with several replies. The wait is this
+ * client's own: this thread serves nobody else.
+ */
+static void wait_for_room(struct zn_conn *c)
+{
+    unsigned half = (zn_global.max_msg_chan_len + 1) / 2;
+
+    pthread_mutex_lock(&c->send_lock);
+    while (c->inflight + c->queued >= half && !zn_conn_is_closed(c))
+        pthread_cond_wait(&c->room, &c->send_lock);
+    c->inflight++;
+    pthread_mutex_unlock(&c->send_lock);
+}
+
 static void *reader_thread(void *arg)
 {
     struct zn_conn *c = arg;
@@ -291,11 +344,14 @@ static void *reader_thread(void *arg)
     }
     zn_thread_name(c->writer, "zn-writer-%u", c->id);
     while ((msg = read_msg(c)) != NULL) {
-        struct zn_request *req = zn_request_new(c, msg);
+        struct zn_request *req;
 
+        wait_for_room(c);
+        req = zn_request_new(c, msg);
         if (req == NULL) {
             zn_error("conn %u: no memory for a request", c->id);
             zn_msg_free(msg);
+            zn_conn_request_done(c);
             zn_conn_stop(c);
             break;
         }
@@ -347,12 +403,24 @@ int zn_conn_start(struct zn_conn *c)
     return zn_thread_start(&tid, reader_thread, c, true);
 }
 
+/*
+ * Mark c closed. atomic_exchange returns the old value: only the first
+ * caller sees false and gets true here, and only it goes on to
+ * finish_stop(), so the socket is shut down exactly once.
+ */
+static bool claim_stop(struct zn_conn *c)
+{
+    return !atomic_exchange(&c->closed, true);
+}
+
 void zn_conn_stop(struct zn_conn *c)
 {
-    /* atomic_exchange returns the old value: only the first caller sees
-     * false, so the socket is shut down exactly once. */
-    if (atomic_exchange(&c->closed, true))
-        return;
+    if (claim_stop(c))
+        finish_stop(c);
+}
+
+static void finish_stop(struct zn_conn *c)
+{
     /*
      * shutdown(), not close(): the peer learns at once that the
      * connection is over, and any later read() returns 0, but the
@@ -364,6 +432,9 @@ void zn_conn_stop(struct zn_conn *c)
      */
     shutdown(c->fd, SHUT_RDWR);
     zn_chan_close(c->out);
+    pthread_mutex_lock(&c->send_lock);
+    pthread_cond_broadcast(&c->room); /* a reader waiting to submit */
+    pthread_mutex_unlock(&c->send_lock);
     zn_info("conn %u stopped", c->id);
 }
 
@@ -451,12 +522,20 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
     c->queued--;
     pthread_mutex_unlock(&c->send_lock);
     free(buf);
-    if (rc == -ETIMEDOUT) {
+    if (rc == -ETIMEDOUT && claim_stop(c)) {
         zn_warn("conn %u: too slow: %u replies waiting for %d ms, stopping",
                 c->id, zn_global.max_msg_chan_len, ZN_SEND_WAIT_MS);
-        zn_conn_stop(c);
+        finish_stop(c);
     }
     return rc;
+}
+
+void zn_conn_request_done(struct zn_conn *c)
+{
+    pthread_mutex_lock(&c->send_lock);
+    c->inflight--;
+    pthread_cond_signal(&c->room);
+    pthread_mutex_unlock(&c->send_lock);
 }
 
 void zn_conn_end_replies(struct zn_conn *c)
@@ -482,6 +561,7 @@ void zn_conn_release(struct zn_conn *c)
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     zn_chan_free(c->out, free); /* replies nobody will write */
+    pthread_cond_destroy(&c->room);
     pthread_mutex_destroy(&c->send_lock);
     close(c->fd);
     zn_msghandler_release(c->handler);

@@ -75,6 +75,10 @@ void zn_conn_stop(struct zn_conn *conn);
  * already wait, wait at most ZN_SEND_WAIT_MS (100 ms) for room, then stop
  * the connection as too slow (one WARN line) and return -ETIMEDOUT: a
  * worker serves many clients and must not wait for one that does not read.
+ * (The reader reads no more requests while half the channel is taken, so
+ * only a request answered with many replies can fill it. A client that
+ * takes no byte of its replies for ZN_WRITE_TIMEOUT_MS, 500 ms, is stopped
+ * by its writer as too slow.)
  * Returns 0 once written or queued, -EPIPE when the connection is closed
  * or its replies have ended, -ENOMEM or -EMSGSIZE when the message cannot
  * be packed, or the negative errno of a direct write that failed (the
@@ -91,6 +95,13 @@ int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
  * last request calls it (msghandler.h).
  */
 void zn_conn_end_replies(struct zn_conn *conn);
+
+/*
+ * One request of this connection has been handled, or dropped: the reader,
+ * which counted it in flight before it submitted it, may read another.
+ * Called by zn_request_free().
+ */
+void zn_conn_request_done(struct zn_conn *conn);
 
 /* Take one more reference to conn, to use it from another thread. */
 void zn_conn_hold(struct zn_conn *conn);

@@ -28,6 +28,7 @@ struct zn_msghandler {
     uint32_t nworkers; /* started; 0: requests are handled by readers */
     struct zn_worker *workers; /* nworkers of them */
     bool stopped; /* the workers have been stopped and joined */
+    atomic_bool draining; /* stopping: queued requests are dropped */
 };
 
 struct zn_msghandler *zn_msghandler_new(void)
@@ -40,6 +41,7 @@ struct zn_msghandler *zn_msghandler_new(void)
     h->nworkers = 0;
     h->workers = NULL;
     h->stopped = false;
+    atomic_init(&h->draining, false);
     h->apis = zn_map_new();
     if (h->apis == NULL) {
         free(h);
@@ -105,11 +107,15 @@ void zn_msghandler_do(struct zn_msghandler *h, struct zn_request *req)
  * Handle one request and free it. The last request of a connection has no
  * message: every request before it has been handled, so its replies can
  * end. A request of a stopped connection is dropped: nobody would get its
- * reply.
+ * reply. So is every request still queued when the server stops: a stop
+ * aborts the connections (DESIGN §8), and handling what is queued could
+ * keep the stop waiting on clients that do not read.
  */
 static void handle(struct zn_msghandler *h, struct zn_request *req)
 {
-    if (req->msg == NULL)
+    if (atomic_load(&h->draining))
+        zn_conn_stop(req->conn);
+    else if (req->msg == NULL)
         zn_conn_end_replies(req->conn);
     else if (!zn_conn_is_closed(req->conn))
         zn_msghandler_do(h, req);
@@ -188,6 +194,7 @@ void zn_msghandler_stop_workers(struct zn_msghandler *h)
     if (h->stopped)
         return;
     h->stopped = true;
+    atomic_store(&h->draining, true);
     /* Close every queue first, so all the workers drain at once. */
     for (uint32_t i = 0; i < h->nworkers; i++)
         zn_chan_close(h->workers[i].tasks);

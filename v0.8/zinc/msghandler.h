@@ -87,9 +87,10 @@ int zn_msghandler_start_workers(struct zn_msghandler *h);
 int zn_msghandler_submit(struct zn_msghandler *h, struct zn_request *req);
 
 /*
- * Stop the workers: close their queues, let each handle what is queued,
- * and join them. Later submits fail with -EPIPE. Does nothing without
- * workers, or the second time.
+ * Stop the workers: close their queues, let each empty its own, stopping
+ * (aborting) the connections of the requests it finds there instead of
+ * handling them, and join them. Later submits fail with -EPIPE. Does
+ * nothing without workers, or the second time.
  */
 void zn_msghandler_stop_workers(struct zn_msghandler *h);
 

@@ -23,6 +23,8 @@ void zn_request_free(struct zn_request *req)
 {
     if (req == NULL)
         return;
+    if (req->msg != NULL)
+        zn_conn_request_done(req->conn); /* the reader counted it */
     zn_msg_free(req->msg);
     zn_conn_release(req->conn);
     free(req);

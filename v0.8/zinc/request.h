@@ -31,7 +31,11 @@ struct zn_request {
  */
 struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg);
 
-/* Free the request and its message, and release its connection. */
+/*
+ * Free the request and its message, tell the connection one request less
+ * is in flight (zn_conn_request_done(), when there is a message), and
+ * release the connection.
+ */
 void zn_request_free(struct zn_request *req);
 
 /* The connection the request arrived on. */
