@@ -93,13 +93,26 @@ static int send_locked(struct zn_chan *ch, void *item, bool wait,
         return -EPIPE;
     ch->slots[(ch->head + ch->count) % ch->cap] = item;
     ch->count++;
-    /*
-     * Signalled while the lock is held: a receiver cannot test the count
-     * between our change and our signal and then sleep through it (a lost
-     * wake-up). One receiver is enough, there is one new item.
-     */
-    pthread_cond_signal(&ch->not_empty);
     return 0;
+}
+
+/*
+ * One waiting receiver is woken per item sent, one waiting sender per item
+ * taken, after the lock is released. No wake-up can be lost that way: the
+ * count changed under the lock, so a thread that checks it afterwards sees
+ * the change and does not wait, and one that already waits is queued on
+ * the condition variable and gets the signal. Signalling before the unlock
+ * would be as correct, but the woken thread would run into the lock still
+ * held and sleep once more: a second context switch for nothing.
+ */
+static void sent(struct zn_chan *ch)
+{
+    pthread_cond_signal(&ch->not_empty);
+}
+
+static void taken(struct zn_chan *ch)
+{
+    pthread_cond_signal(&ch->not_full);
 }
 
 int zn_chan_send(struct zn_chan *ch, void *item)
@@ -109,6 +122,8 @@ int zn_chan_send(struct zn_chan *ch, void *item)
     pthread_mutex_lock(&ch->lock);
     rc = send_locked(ch, item, true, NULL);
     pthread_mutex_unlock(&ch->lock);
+    if (rc == 0)
+        sent(ch);
     return rc;
 }
 
@@ -119,6 +134,8 @@ int zn_chan_try_send(struct zn_chan *ch, void *item)
     pthread_mutex_lock(&ch->lock);
     rc = send_locked(ch, item, false, NULL);
     pthread_mutex_unlock(&ch->lock);
+    if (rc == 0)
+        sent(ch);
     return rc;
 }
 
@@ -130,6 +147,8 @@ int zn_chan_send_timed(struct zn_chan *ch, void *item, unsigned timeout_ms)
     pthread_mutex_lock(&ch->lock);
     rc = send_locked(ch, item, true, &deadline);
     pthread_mutex_unlock(&ch->lock);
+    if (rc == 0)
+        sent(ch);
     return rc;
 }
 
@@ -147,7 +166,6 @@ static int recv_locked(struct zn_chan *ch, void **item, bool wait)
     *item = ch->slots[ch->head];
     ch->head = (ch->head + 1) % ch->cap;
     ch->count--;
-    pthread_cond_signal(&ch->not_full);
     return 0;
 }
 
@@ -158,6 +176,8 @@ int zn_chan_recv(struct zn_chan *ch, void **item)
     pthread_mutex_lock(&ch->lock);
     rc = recv_locked(ch, item, true);
     pthread_mutex_unlock(&ch->lock);
+    if (rc == 0)
+        taken(ch);
     return rc;
 }
 
@@ -168,6 +188,8 @@ int zn_chan_try_recv(struct zn_chan *ch, void **item)
     pthread_mutex_lock(&ch->lock);
     rc = recv_locked(ch, item, false);
     pthread_mutex_unlock(&ch->lock);
+    if (rc == 0)
+        taken(ch);
     return rc;
 }
 
