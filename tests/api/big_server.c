@@ -76,8 +76,8 @@ static void big_handle(struct zn_router *r, struct zn_request *req)
     (void)r;
 
     if (zn_request_len(req) != 8) {
-        zn_warn("conn %u: msg id 10 wants 8 bytes, got %u",
-                zn_conn_id(conn), zn_request_len(req));
+        zn_warn("conn %u: msg id 10 wants 8 bytes, got %u", zn_conn_id(conn),
+                zn_request_len(req));
         return;
     }
     seq = le32(body);

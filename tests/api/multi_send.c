@@ -169,8 +169,8 @@ int main(int argc, char **argv)
         printf(" %d", senders[i].ok);
     printf("; then:");
     for (int i = 0; i < THREADS; i++)
-        printf(" %s", senders[i].rc == 0 ? "none failed"
-                                          : strerror(-senders[i].rc));
+        printf(" %s",
+               senders[i].rc == 0 ? "none failed" : strerror(-senders[i].rc));
     printf("\n");
     if (!stopped) {
         fprintf(stderr, "FAIL: the connection was never stopped\n");
@@ -190,8 +190,10 @@ int main(int argc, char **argv)
     for (ms = 0; ms < WAIT_MS && fd_is_open(sfd); ms++)
         sleep_ms(1);
     if (fd_is_open(sfd)) {
-        fprintf(stderr, "FAIL: socket still open %d ms after the last "
-                        "release\n", WAIT_MS);
+        fprintf(stderr,
+                "FAIL: socket still open %d ms after the last "
+                "release\n",
+                WAIT_MS);
         failures++;
     }
     return failures == 0 ? 0 : 1;

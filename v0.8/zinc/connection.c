@@ -335,8 +335,7 @@ static void *reader_thread(void *arg)
     zn_conn_hold(c); /* the writer's reference */
     rc = zn_thread_start(&c->writer, writer_thread, c, false);
     if (rc < 0) {
-        zn_error("conn %u: cannot start a writer: %s", c->id,
-                 zn_strerror(-rc));
+        zn_error("conn %u: cannot start a writer: %s", c->id, zn_strerror(-rc));
         zn_conn_release(c);
         zn_conn_stop(c);
         zn_conn_release(c);

@@ -11,18 +11,19 @@
  * (chan.h) for the writer thread.
  *
  * Several threads now touch one connection, so it is reference counted:
- * the reader holds a reference, the writer holds one, every request
- * waiting for a worker holds one, and so may any other thread that keeps
- * the pointer (zn_conn_hold()). The last
+ * the reader holds a reference, the writer holds one, and so may any other
+ * thread that keeps the pointer (zn_conn_hold()). The last
  * zn_conn_release() closes the socket and frees the connection; nobody
- * frees it under a thread that may still use it.
+ * frees it under a thread that may still use it. Every request waiting in
+ * a worker's queue holds a reference too.
  *
  * A connection ends one of two ways. Gracefully, when the client closes
- * its side: every request already read is handled, even those still
- * waiting for a worker, every reply is written, then the socket closes. By abort, when a read or a
+ * its side: every request already read is handled, every reply already
+ * queued is written, then the socket closes. By abort, when a read or a
  * write fails, a message is too large or someone calls zn_conn_stop():
  * the socket is shut down both ways at once, queued replies are dropped,
- * and both threads wake up and end.
+ * and both threads wake up and end. Requests still waiting for a worker
+ * count as read: a graceful end waits for them.
  */
 #ifndef ZN_CONNECTION_H
 #define ZN_CONNECTION_H
