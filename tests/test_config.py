@@ -209,3 +209,55 @@ def test_max_msg_chan_len_is_unknown_before_v07(stage, start_server):
             in srv.text())
     assert "MaxMsgChanLen=" not in srv.text()
     roundtrip(stage, open_conn(stage, srv.port))
+
+
+# WorkerPoolSize and MaxWorkerTaskLen (v0.8): how many workers (0: the
+# reader handles every request) and how many requests one worker's queue
+# holds (DESIGN.md sections 4 and 8).
+BAD_POOL_VALUES = [
+    # (key, value, words the message must contain)
+    ("WorkerPoolSize", -1, "WorkerPoolSize: must be an integer from 0 to 1024"),
+    ("WorkerPoolSize", 1025,
+     "WorkerPoolSize: must be an integer from 0 to 1024"),
+    ("WorkerPoolSize", "10", "WorkerPoolSize: expected an integer, got string"),
+    ("MaxWorkerTaskLen", 0,
+     "MaxWorkerTaskLen: must be an integer from 1 to 1048576"),
+    ("MaxWorkerTaskLen", 1048577,
+     "MaxWorkerTaskLen: must be an integer from 1 to 1048576"),
+    ("MaxWorkerTaskLen", 2.5, "MaxWorkerTaskLen: must be an integer"),
+]
+
+
+@pytest.mark.since("v0.8")
+@pytest.mark.parametrize("key,value,words", BAD_POOL_VALUES)
+def test_bad_worker_pool_values_are_refused(start_server, key, value, words):
+    srv = start_server(conf={key: value}, wait=False)
+    assert refused(srv) == 2
+    assert "conf/zinc.json:1:" in srv.text()
+    assert words in srv.text()
+
+
+@pytest.mark.since("v0.8")
+@pytest.mark.parametrize("conf", [
+    {"WorkerPoolSize": 0, "MaxWorkerTaskLen": 1},
+    {"WorkerPoolSize": 1024, "MaxWorkerTaskLen": 1},
+    {"WorkerPoolSize": 1, "MaxWorkerTaskLen": 1048576},
+])
+def test_worker_pool_limits_are_allowed(stage, start_server, conf):
+    """Both ends of both ranges start a server that serves, and the config
+    line shows the values in use."""
+    srv = start_server(conf=conf)
+    srv.wait_log(rf"config: .* WorkerPoolSize={conf['WorkerPoolSize']} "
+                 rf"MaxWorkerTaskLen={conf['MaxWorkerTaskLen']}\b")
+    roundtrip(stage, open_conn(stage, srv.port))
+
+
+@pytest.mark.until("v0.7")
+@pytest.mark.parametrize("key", ["WorkerPoolSize", "MaxWorkerTaskLen"])
+def test_worker_pool_keys_are_unknown_before_v08(stage, start_server, key):
+    """Before v0.8 both keys are unknown: a warning naming the key, and the
+    server starts and serves."""
+    srv = start_server(conf={key: 4})
+    assert f'unknown key "{key}" ignored' in srv.text()
+    assert f"{key}=" not in srv.text()
+    roundtrip(stage, open_conn(stage, srv.port))
