@@ -33,8 +33,10 @@ void zn_thread_set_name(const char *fmt, ...)
 /*
  * Name thread t, a joinable thread the caller started (a detached one may
  * already be gone). A new thread carries its creator's name until it is
- * named: naming it from the creator, before zn_thread_start()'s caller
- * goes on, means nobody ever sees a writer called "zn-reader-N".
+ * named. Naming it from the creator, right after zn_thread_start(), fixes
+ * the name before the creator does anything else: a reader's writer is
+ * named before the reader reads its first request, the workers before the
+ * server prints its "listening on" line.
  */
 void zn_thread_name(pthread_t t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
