@@ -290,7 +290,7 @@ def test_client_that_never_reads_then_resets_frees_its_threads(
     the kernel takes without blocking, and never reads (MaxMsgChanLen 4;
     before v0.7 an unknown key, a warning): the server's threads for it
     block, and up to v0.7 we check that the server has stopped reading it
-    (from v0.8 a worker may stop it as too slow first). Another client is
+    (from v0.8 its writer may stop it as too slow first). Another client is
     served meanwhile. Then the client resets: its threads end, `conn N
     stopped` appears exactly once, the other client is still served, and
     SIGTERM stops the server with status 0."""

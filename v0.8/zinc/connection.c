@@ -299,11 +299,6 @@ static void *writer_thread(void *arg)
 }
 
 /*
- * The reader thread: start the writer, read messages and hand each to the
- * message handler until the end, then end the connection gracefully or
- * finish its abort.
- */
-/*
  * Flow control: wait while this connection's requests in flight and its
  * replies waiting for the writer fill half the outgoing channel, then
  * count one more request in flight (zn_conn_request_done() gives it back).
@@ -324,6 +319,11 @@ static void wait_for_room(struct zn_conn *c)
     pthread_mutex_unlock(&c->send_lock);
 }
 
+/*
+ * The reader thread: start the writer, read messages and hand each to the
+ * message handler until the end, then end the connection gracefully or
+ * finish its abort.
+ */
 static void *reader_thread(void *arg)
 {
     struct zn_conn *c = arg;

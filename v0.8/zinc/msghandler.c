@@ -173,7 +173,7 @@ int zn_msghandler_start_workers(struct zn_msghandler *h)
         h->stopped = false;
         return rc;
     }
-    zn_info("%u workers started, %u requests each", n,
+    zn_info("%u worker%s started, %u requests each", n, n == 1 ? "" : "s",
             (unsigned)zn_global.max_worker_task_len);
     return 0;
 }

@@ -350,8 +350,9 @@ int zn_server_serve(struct zn_server *s)
             break;
         timeout = accept_clients(s); /* a client, or the pause is over */
     }
-    /* The workers handle what is queued, then end. (Readers are detached
-     * until v0.9; one that submits later is told -EPIPE.) */
+    /* The workers drop what is queued, stopping those connections, then
+     * end. (Readers are detached until v0.9; one that submits later is
+     * told -EPIPE.) */
     zn_msghandler_stop_workers(s->handler);
     zn_info("[%s] stopped", s->name);
     return rc;
