@@ -64,9 +64,11 @@ ssize_t zn_writevn(int fd, struct iovec *iov, int cnt)
             return -1;
         }
         done += (size_t)w;
-        /* Skip the buffers written whole, then trim the one cut short. */
-        for (left = (size_t)w; cnt > 0 && left >= iov->iov_len; iov++, cnt--)
+        /* Empty the buffers written whole, then trim the one cut short. */
+        for (left = (size_t)w; cnt > 0 && left >= iov->iov_len; iov++, cnt--) {
             left -= iov->iov_len;
+            iov->iov_len = 0;
+        }
         if (cnt > 0) {
             iov->iov_base = (char *)iov->iov_base + left;
             iov->iov_len -= left;

@@ -30,8 +30,11 @@ ssize_t zn_writen(int fd, const void *buf, size_t n);
 /*
  * Write every byte the cnt buffers of iov describe, in order, as one stream
  * (writev(2), through sendmsg(2) with MSG_NOSIGNAL), retrying on EINTR and
- * short counts. iov is used up: a short count advances it in place. Returns
- * the bytes written, all of them, or -1 with errno set.
+ * short counts. iov is used up in place: a buffer written whole is left
+ * with length 0, one written in part starts after what went out. So after
+ * an error such as EAGAIN, a call with the same iov and cnt writes exactly
+ * what is left. Returns the bytes written by this call, all of what was
+ * left, or -1 with errno set.
  */
 ssize_t zn_writevn(int fd, struct iovec *iov, int cnt);
 

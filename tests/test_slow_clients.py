@@ -259,13 +259,22 @@ def test_a_steady_slow_reader_gets_every_byte(stage, big_server, pool):
     at this rate) makes the wait longer than that, and the client is
     dropped although it reads all the time."""
     srv = big_server({"WorkerPoolSize": pool, "MaxMsgChanLen": STEADY_CHAN})
+    read_steadily(srv, STEADY_REQUESTS, STEADY_SIZE, STEADY_RATE,
+                  silence=TIMEOUT * slowdown(stage))
+
+
+def read_steadily(srv, requests, size, rate, silence):
+    """One client pipelines `requests` requests for `size`-byte replies in
+    one write, half-closes, and reads at a steady `rate` bytes per second,
+    16 KiB at a time, for up to 60 s; `silence` seconds without a byte
+    end the read. Asserts that the server never called it too slow, that
+    every reply came byte for byte and in order, and then a FIN."""
     sock = stream_client(srv.port)
-    sock.settimeout(TIMEOUT * slowdown(stage))  # a silence this long: fail
-    sock.sendall(b"".join(big_request(seq, STEADY_SIZE)
-                          for seq in range(STEADY_REQUESTS)))
+    sock.settimeout(silence)  # a silence this long: fail
+    sock.sendall(b"".join(big_request(seq, size)
+                          for seq in range(requests)))
     sock.shutdown(socket.SHUT_WR)
-    want = b"".join(big_replies(seq, STEADY_SIZE)
-                    for seq in range(STEADY_REQUESTS))
+    want = b"".join(big_replies(seq, size) for seq in range(requests))
 
     got = bytearray()
     end = None
@@ -285,7 +294,7 @@ def test_a_steady_slow_reader_gets_every_byte(stage, big_server, pool):
             break
         got += chunk
         assert len(got) <= len(want), "more bytes than were asked for"
-        ahead = len(got) / STEADY_RATE - (time.monotonic() - t0)
+        ahead = len(got) / rate - (time.monotonic() - t0)
         if ahead > 0:
             time.sleep(ahead)  # pacing the reader, not synchronisation
     else:
@@ -297,10 +306,40 @@ def test_a_steady_slow_reader_gets_every_byte(stage, big_server, pool):
 
     slow = [line for line in srv.text().splitlines() if "too slow" in line]
     assert slow == [], \
-        f"a client reading {STEADY_RATE / 1e6:g} MB/s was called too slow " \
+        f"a client reading {rate / 1e6:g} MB/s was called too slow " \
         f"after {len(got)} of {len(want)} bytes: {slow}"
     assert bytes(got) == want, describe_mismatch(bytes(got), want)
     assert end == "EOF", f"after every reply: {end} instead of a FIN"
+
+
+# A reader ten times slower: 1 MB/s, a link of 8 Mbit/s. 80 replies of 64
+# KiB, 5.2 MB: a third more than the send buffer and the client's receive
+# buffer hold between them on loopback (3.9 MB with Linux's default 4 MiB
+# tcp_wmem maximum: from 60 replies on, a v0.8 that took a 500 ms SO_SNDTIMEO
+# for "too slow" dropped the client every time, 500 ms in; 59 fit).
+SLOW_READER_REQUESTS = 80
+SLOW_READER_RATE = 1e6
+
+
+@pytest.mark.parametrize("pool", [1])
+def test_a_reader_at_1_mb_per_s_is_not_too_slow(stage, big_server, pool):
+    """As test_a_steady_slow_reader_gets_every_byte (MaxMsgChanLen 64,
+    64 KiB replies pipelined, half-close, 16 KiB reads), but reading at 1
+    MB/s, and WorkerPoolSize 1 only. It must get every byte, then a FIN,
+    and no too-slow line.
+
+    The client reads all the time, so the send buffer always drains, but
+    slowly: once it is full (the kernel autotunes it up to 4 MiB on
+    loopback), Linux wakes a sender blocked in sendmsg() only when about
+    a third of it is free again, over a second at this rate. A writer
+    that reads SO_SNDTIMEO (500 ms) running out as "took nothing, too
+    slow" drops this client a few MB in, although bytes left its socket
+    all along. The replies add up to more than the send buffer and the
+    client's receive buffer hold (see SLOW_READER_REQUESTS), so the
+    writer does block; on a fixed server the test takes about 5 s."""
+    srv = big_server({"WorkerPoolSize": pool, "MaxMsgChanLen": STEADY_CHAN})
+    read_steadily(srv, SLOW_READER_REQUESTS, STEADY_SIZE, SLOW_READER_RATE,
+                  silence=TIMEOUT * slowdown(stage))
 
 
 # ---- b. a stop with clients that never read ---------------------------------

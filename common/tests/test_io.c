@@ -4,7 +4,8 @@
  * through a handler installed WITHOUT SA_RESTART, so every blocking call is
  * interrupted again and again; a helper thread (SIGALRM blocked) writes or
  * reads only after a delay, so each call has to block and be interrupted.
- * zn_writevn gets the same treatment with a buffer cut into pieces.
+ * zn_writevn gets the same treatment with a buffer cut into pieces, and
+ * is resumed after a write that timed out.
  */
 #include "check.h"
 #include "zn_io.h"
@@ -201,6 +202,37 @@ int main(void)
         pthread_join(t, NULL);
         CHECK(atomic_load(&alarms) - before >= 5);
         CHECK(r == (ssize_t)BIG);
+        CHECK(p.got == BIG);
+        CHECK(p.intact);
+        close(sv[0]);
+        close(sv[1]);
+    }
+
+    /* zn_writevn is resumable: with SO_SNDTIMEO, a write into a peer that
+     * does not read fails with EAGAIN part-way; called again with the same
+     * iov once the peer reads, it sends exactly the rest. */
+    {
+        struct timeval tmo = {0, 50000};
+        struct iovec iov[3];
+        ssize_t r2;
+
+        iov[0] = (struct iovec){.iov_base = big, .iov_len = 1000};
+        iov[1] = (struct iovec){.iov_base = big + 1000, .iov_len = BIG / 2};
+        iov[2] = (struct iovec){.iov_base = big + 1000 + BIG / 2,
+                                .iov_len = BIG / 2 - 1000};
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        CHECK(setsockopt(sv[1], SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo)) ==
+              0);
+        r = zn_writevn(sv[1], iov, 3);
+        CHECK(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        p = (struct peer){.fd = sv[0], .job = 2};
+        t = start_peer(&p);
+        tmo.tv_sec = 10; /* the peer reads after DELAY_MS: plenty */
+        setsockopt(sv[1], SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
+        r2 = zn_writevn(sv[1], iov, 3);
+        shutdown(sv[1], SHUT_WR);
+        pthread_join(t, NULL);
+        CHECK(r2 > 0 && r2 < (ssize_t)BIG); /* only the rest */
         CHECK(p.got == BIG);
         CHECK(p.intact);
         close(sv[0]);

@@ -15,8 +15,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#if defined(__linux__)
+#include <linux/sockios.h> /* SIOCOUTQ */
+#endif
 
 /*
  * The reader's buffer, as in CS:APP's rio_readnb(): one read() takes up to
@@ -42,9 +47,8 @@
 #define ZN_SEND_WAIT_MS 100
 
 /*
- * How long the writer waits for the client to take a single byte before
- * it gives up on it as too slow (SO_SNDTIMEO). A client that reads slowly
- * but steadily never waits that long.
+ * How long the writer waits for the client to take a byte before it looks
+ * whether the client is too slow (SO_SNDTIMEO, and see write_batch()).
  */
 #define ZN_WRITE_TIMEOUT_MS 500
 
@@ -165,12 +169,22 @@ static ssize_t conn_readn(struct zn_conn *c, void *buf, size_t n)
  */
 #define ZN_BODY_STEP (64 * 1024)
 
-/* A read() failed (errno): log it, unless a stop caused it, and abort. */
+static bool claim_stop(struct zn_conn *c);
+static void finish_stop(struct zn_conn *c);
+
+/*
+ * A read() failed (errno): log it and abort, unless the connection was
+ * stopped already. Only the thread that stops it logs, so a reset that
+ * fails the reader and the writer at once still makes one line.
+ */
 static void read_failed(struct zn_conn *c)
 {
-    if (!zn_conn_is_closed(c))
-        zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
-    zn_conn_stop(c);
+    int err = errno;
+
+    if (!claim_stop(c))
+        return;
+    zn_warn("conn %u: read: %s", c->id, zn_strerror(err));
+    finish_stop(c);
 }
 
 /*
@@ -233,9 +247,6 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     return NULL;
 }
 
-static bool claim_stop(struct zn_conn *c);
-static void finish_stop(struct zn_conn *c);
-
 /*
  * A write failed (errno): log why and abort, unless the connection was
  * stopped already (a stop makes writes fail). Only the thread that stops
@@ -253,6 +264,66 @@ static void write_failed(struct zn_conn *c)
     else
         zn_warn("conn %u: send: %s", c->id, zn_strerror(err));
     finish_stop(c); /* the reader wakes and ends too */
+}
+
+/*
+ * Bytes written to the socket that the client has not acknowledged yet, or
+ * -1 where the system does not tell (SIOCOUTQ is Linux's).
+ */
+static int unacked(int fd)
+{
+#if defined(SIOCOUTQ)
+    int n;
+
+    if (ioctl(fd, SIOCOUTQ, &n) == 0)
+        return n;
+#endif
+    (void)fd;
+    return -1;
+}
+
+/* The bytes iov still holds to write. */
+static size_t iov_bytes(const struct iovec *iov, int cnt)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < cnt; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
+/*
+ * Write a batch of replies, giving up on a client that takes nothing. The
+ * socket's SO_SNDTIMEO ends a write that waited ZN_WRITE_TIMEOUT_MS with
+ * EAGAIN, but that alone does not prove the client took nothing: Linux
+ * wakes a blocked writer only once a third of the send buffer is free, and
+ * that buffer grows to megabytes, so a client reading a steady 1 MB/s can
+ * keep a write waiting longer. What the client took is what it
+ * acknowledged: the bytes unacknowledged at the last look (SIOCOUTQ), plus
+ * those written since, minus those unacknowledged now. When that is more
+ * than nothing, the write goes on (zn_writevn() resumes where it stopped);
+ * otherwise the client is too slow. Returns 0, or -1 with errno (EAGAIN:
+ * too slow).
+ */
+static int write_batch(struct zn_conn *c, struct iovec *iov, int cnt)
+{
+    size_t rest = iov_bytes(iov, cnt), now_rest;
+    int last = unacked(c->fd), now;
+
+    while (zn_writevn(c->fd, iov, cnt) < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        now = unacked(c->fd);
+        now_rest = iov_bytes(iov, cnt);
+        if (zn_conn_is_closed(c) || last < 0 || now < 0 ||
+            (long long)last + (long long)(rest - now_rest) - now <= 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        last = now;
+        rest = now_rest;
+    }
+    return 0;
 }
 
 /*
@@ -285,7 +356,7 @@ static void *writer_thread(void *arg)
         pthread_mutex_unlock(&c->send_lock);
         iov[0].iov_base = (char *)iov[0].iov_base + skip;
         iov[0].iov_len -= skip;
-        if (!zn_conn_is_closed(c) && zn_writevn(c->fd, iov, n) < 0)
+        if (!zn_conn_is_closed(c) && write_batch(c, iov, n) < 0)
             write_failed(c);
         for (int i = 0; i < n; i++)
             free(bufs[i]);
