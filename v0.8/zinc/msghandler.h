@@ -89,8 +89,9 @@ int zn_msghandler_submit(struct zn_msghandler *h, struct zn_request *req);
 /*
  * Stop the workers: close their queues, let each empty its own, stopping
  * (aborting) the connections of the requests it finds there instead of
- * handling them, and join them. Later submits fail with -EPIPE. Does
- * nothing without workers, or the second time.
+ * handling them, and join them. Later submits fail with -EPIPE. Without
+ * workers, readers that still handle a request from then on stop its
+ * connection instead. Does nothing the second time.
  */
 void zn_msghandler_stop_workers(struct zn_msghandler *h);
 
