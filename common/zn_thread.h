@@ -18,10 +18,14 @@
  * Start fn(arg) on a new thread the way every zinc thread starts: with a
  * 256 KiB stack, and with SIGINT and SIGTERM blocked, so that only the
  * server's main thread ever runs their handler. Detached, or joinable with
- * its id in *tid. Returns 0 or a negative errno (EAGAIN: no more threads).
+ * its id in *tid. With a name, return only once the new thread carries it
+ * (until then it is called like its creator: a writer started by
+ * zn-reader-7 would be counted as a reader); with NULL the thread names
+ * itself when it likes. Returns 0 or a negative errno (EAGAIN: no more
+ * threads).
  */
 int zn_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg,
-                    bool detached);
+                    bool detached, const char *name);
 
 /*
  * Name the calling thread, printf-style; the result is cut to 15
@@ -29,16 +33,5 @@ int zn_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg,
  */
 void zn_thread_set_name(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-
-/*
- * Name thread t, a joinable thread the caller started (a detached one may
- * already be gone). A new thread carries its creator's name until it is
- * named. Naming it from the creator, right after zn_thread_start(), fixes
- * the name before the creator does anything else: a reader's writer is
- * named before the reader reads its first request, the workers before the
- * server prints its "listening on" line.
- */
-void zn_thread_name(pthread_t t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -102,11 +102,11 @@ class Server:
     """A demo server started by the fixture; its log is a file."""
 
     def __init__(self, stage, workdir, args, port, conf, conf_text,
-                 env=None, nofile=None):
+                 env=None, nofile=None, exe=None):
         self.stage = stage
         self.workdir = workdir
         self.log_path = workdir / "server.log"
-        cmd = server_command(stage, workdir, args, port, conf, conf_text)
+        cmd = server_command(stage, workdir, args, port, conf, conf_text, exe)
         if VALGRIND:
             cmd = VALGRIND_CMD + cmd
         self.cmd = cmd
@@ -163,24 +163,25 @@ class Server:
                 return m
             time.sleep(0.01)
 
-    def stop(self, sig=signal.SIGTERM):
-        """Signal the server and return its exit status."""
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signal the server and return its exit status (the test fails if
+        it takes longer than timeout)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             if sanitizer(self.stage) == "thread":
                 # ThreadSanitizer can lose a signal that lands just before
                 # poll() (see test_signals.py): say it once more.
                 try:
-                    self.proc.wait(2.0)
+                    self.proc.wait(min(2.0, timeout))
                 except subprocess.TimeoutExpired:
                     self.proc.send_signal(sig)
-        return self.wait_exit()
+        return self.wait_exit(timeout)
 
 
 @pytest.fixture
 def start_server(stage, tmp_path):
     """Factory: start_server(args=None, port=0, conf=None, conf_text=None,
-    wait=True, env=None, nofile=None).
+    wait=True, env=None, nofile=None, exe=None).
 
     For v0.1-v0.3, `args` replaces the command line (default: the port).
     From v0.4 a conf/zinc.json is written with TcpPort=port plus the keys in
@@ -188,7 +189,8 @@ def start_server(stage, tmp_path):
     With wait=True it returns once the server prints 'listening on'.
     `env` adds to (or overrides) the environment, e.g. {"ZN_LOG_LEVEL":
     "warn"}; `nofile` lowers the server's RLIMIT_NOFILE to that many
-    descriptors.
+    descriptors; `exe` runs another server program built against the
+    stage (tests/api/, see build_api) instead of its demo.
 
     On teardown every server still running gets SIGTERM and must exit with
     status 0; a log line from a sanitizer fails the test either way.
@@ -196,10 +198,11 @@ def start_server(stage, tmp_path):
     servers = []
 
     def start(args=None, port=0, conf=None, conf_text=None, wait=True,
-              env=None, nofile=None):
+              env=None, nofile=None, exe=None):
         workdir = tmp_path / f"server{len(servers)}"
         workdir.mkdir()
-        s = Server(stage, workdir, args, port, conf, conf_text, env, nofile)
+        s = Server(stage, workdir, args, port, conf, conf_text, env, nofile,
+                   exe)
         servers.append(s)
         return s.wait_listening() if wait else s
 

@@ -17,7 +17,6 @@ way conftest.py's start_server starts the demo.
 """
 
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -26,10 +25,9 @@ import time
 
 import pytest
 
-from conftest import (BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, STOP_TIMEOUT,
-                      VALGRIND, VALGRIND_CMD)
+from conftest import BAD_LOG_RE, STOP_TIMEOUT, VALGRIND
 from zinc import (HEADER, PING, TIMEOUT, build_api, pack, read_frame,
-                  reset_close, sanitizer, wait_until, write_conf)
+                  reset_close, sanitizer, wait_until)
 
 pytestmark = pytest.mark.since("v0.8")
 
@@ -57,96 +55,15 @@ def no_valgrind():
 _built = {}
 
 
-class BigServer:
-    """tests/api/big_server.c, started in its own directory with a
-    generated conf/zinc.json; its log (stdout and stderr) is a file."""
-
-    def __init__(self, stage, exe, workdir, conf):
-        self.stage = stage
-        self.workdir = workdir
-        self.log_path = workdir / "server.log"
-        workdir.mkdir()
-        write_conf(workdir, 0, conf)
-        self.cmd = (VALGRIND_CMD if VALGRIND else []) + [str(exe)]
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, cwd=workdir,
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        self.pid = self.proc.pid
-        self.port = None
-        deadline = time.monotonic() + START_TIMEOUT
-        while self.port is None:
-            m = LISTEN_RE.search(self.text())
-            if m:
-                self.port = int(m.group(2))
-            elif self.proc.poll() is not None:
-                pytest.fail(f"big_server exited with status "
-                            f"{self.proc.returncode} before listening:\n"
-                            f"{self.text()}")
-            elif time.monotonic() > deadline:
-                pytest.fail(f"big_server did not print 'listening on' "
-                            f"within {START_TIMEOUT}s:\n{self.text()}")
-            else:
-                time.sleep(0.01)
-
-    def text(self):
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM; the exit status (the test fails if it takes longer
-        than timeout)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            if sanitizer(self.stage) == "thread":
-                # ThreadSanitizer can lose a signal that lands just before
-                # poll() (see conftest.py): say it once more.
-                try:
-                    self.proc.wait(min(2.0, timeout))
-                except subprocess.TimeoutExpired:
-                    self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"big_server still running {timeout}s after "
-                        f"SIGTERM:\n{self.text()}")
-
-
 @pytest.fixture
-def big_server(stage, tmp_path, tmp_path_factory):
+def big_server(stage, start_server, tmp_path_factory):
     """Factory: big_server(conf) starts tests/api/big_server.c with the
     keys of conf in its conf/zinc.json (TcpPort 0) and returns once it
-    listens. On teardown a server still running gets SIGTERM and must exit
-    with status 0; a `Sanitizer` or `runtime error` line in its log fails
-    the test either way."""
+    listens; conftest's start_server() watches it like a demo server."""
     if stage not in _built:
         _built[stage] = build_api(stage, "big_server",
                                   tmp_path_factory.mktemp(f"big-{stage}"))
-    servers = []
-
-    def start(conf):
-        srv = BigServer(stage, _built[stage],
-                        tmp_path / f"server{len(servers)}", conf)
-        servers.append(srv)
-        return srv
-
-    yield start
-
-    failures = []
-    for srv in servers:
-        running = srv.proc.poll() is None
-        rc = srv.stop()
-        srv.log.close()
-        text = srv.text()
-        print(f"---- log of {' '.join(srv.cmd)} (exit {rc})\n{text}")
-        if running and rc != 0:
-            failures.append(f"exit status {rc} after SIGTERM, expected 0")
-        if BAD_LOG_RE.search(text):
-            failures.append("sanitizer report in the server log")
-    if failures:
-        pytest.fail("; ".join(failures))
+    return lambda conf: start_server(conf=conf, exe=_built[stage])
 
 
 # ---- frames ----------------------------------------------------------------

@@ -43,10 +43,11 @@ def write_conf(workdir, port, conf=None, conf_text=None):
 
 
 def server_command(stage, workdir, args=None, port=0, conf=None,
-                   conf_text=None):
-    """The command line that starts a stage's demo server in workdir (for
-    v0.4+ it writes workdir/conf/zinc.json unless conf is False)."""
-    exe = ROOT / stage / "build" / "server"
+                   conf_text=None, exe=None):
+    """The command line that starts a stage's demo server, or the server
+    program exe built against the stage, in workdir (for v0.4+ it writes
+    workdir/conf/zinc.json unless conf is False)."""
+    exe = exe or ROOT / stage / "build" / "server"
     if uses_conf(stage):
         if conf_text is not None or conf is not False:
             write_conf(workdir, port, conf, conf_text)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -399,12 +400,14 @@ static void *reader_thread(void *arg)
 {
     struct zn_conn *c = arg;
     struct zn_msg *msg;
+    char name[24]; /* "zn-writer-" and an id; the kernel keeps 15 */
     int rc;
 
     zn_thread_set_name("zn-reader-%u", c->id);
     zn_info("conn %u started, remote %s", c->id, c->remote);
     zn_conn_hold(c); /* the writer's reference */
-    rc = zn_thread_start(&c->writer, writer_thread, c, false);
+    snprintf(name, sizeof(name), "zn-writer-%u", c->id);
+    rc = zn_thread_start(&c->writer, writer_thread, c, false, name);
     if (rc < 0) {
         zn_error("conn %u: cannot start a writer: %s", c->id, zn_strerror(-rc));
         zn_conn_release(c);
@@ -412,7 +415,6 @@ static void *reader_thread(void *arg)
         zn_conn_release(c);
         return NULL;
     }
-    zn_thread_name(c->writer, "zn-writer-%u", c->id);
     while ((msg = read_msg(c)) != NULL) {
         struct zn_request *req;
 
@@ -470,7 +472,7 @@ int zn_conn_start(struct zn_conn *c)
      * when its client leaves. The price is that stop cannot wait for them;
      * v0.9's connection manager changes that.
      */
-    return zn_thread_start(&tid, reader_thread, c, true);
+    return zn_thread_start(&tid, reader_thread, c, true, NULL);
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* One worker thread and its queue (memcached's LIBEVENT_THREAD). */
@@ -146,6 +147,7 @@ int zn_msghandler_start_workers(struct zn_msghandler *h)
         return -ENOMEM;
     for (uint32_t i = 0; i < n; i++) {
         struct zn_worker *w = &h->workers[i];
+        char name[24]; /* "zn-worker-" and an id; the kernel keeps 15 */
 
         w->id = i;
         w->h = h;
@@ -154,12 +156,12 @@ int zn_msghandler_start_workers(struct zn_msghandler *h)
             rc = -ENOMEM;
             break;
         }
-        rc = zn_thread_start(&w->tid, worker_thread, w, false);
+        snprintf(name, sizeof(name), "zn-worker-%u", i);
+        rc = zn_thread_start(&w->tid, worker_thread, w, false, name);
         if (rc < 0) {
             zn_chan_free(w->tasks, NULL);
             break;
         }
-        zn_thread_name(w->tid, "zn-worker-%u", i);
         h->nworkers++;
     }
     if (rc < 0) {
