@@ -28,7 +28,8 @@ LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
 BAD_LOG_RE = re.compile(r"Sanitizer|runtime error|^==\d+== ", re.M)
 # `make test VALGRIND=1` runs every server under valgrind (slower: more time).
 VALGRIND = os.environ.get("ZN_VALGRIND", "") not in ("", "0")
-VALGRIND_CMD = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+VALGRIND_CMD = ["valgrind", "-q", "--max-threads=4096", "--error-exitcode=99",
+                "--leak-check=full",
                 "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
 START_TIMEOUT = 30.0 if VALGRIND else 10.0  # seconds to start listening
 STOP_TIMEOUT = 30.0 if VALGRIND else 10.0   # seconds to exit after SIGTERM
