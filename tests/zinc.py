@@ -301,44 +301,40 @@ def reply_to(stage, msg_id):
     return ping_reply(stage)
 
 
-def read_to_eof(sock, timeout=TIMEOUT):
-    """Every byte until the server's FIN. A reset instead of a FIN, or no
-    end within `timeout` seconds of silence, fails the test."""
+def _read_to_end(sock, timeout):
+    """Every byte until the server closes: (bytes, "fin"), (bytes, "rst"),
+    or (bytes, "open") after `timeout` seconds of silence."""
     sock.settimeout(timeout)
     buf = bytearray()
     try:
         while True:
             chunk = sock.recv(65536)
             if not chunk:
-                return bytes(buf)
+                return bytes(buf), "fin"
             buf += chunk
     except ConnectionResetError:
-        raise AssertionError(f"reset (RST) instead of a FIN after "
-                             f"{len(buf)} bytes") from None
+        return bytes(buf), "rst"
     except socket.timeout:
-        raise AssertionError(f"no end of stream after {len(buf)} bytes "
-                             f"and {timeout}s of silence") from None
+        return bytes(buf), "open"
     finally:
         sock.settimeout(TIMEOUT)
+
+
+def read_to_eof(sock, timeout=TIMEOUT):
+    """Every byte until the server's FIN. A reset instead of a FIN, or no
+    end within `timeout` seconds of silence, fails the test."""
+    data, end = _read_to_end(sock, timeout)
+    assert end != "rst", f"reset (RST) instead of a FIN after {len(data)} bytes"
+    assert end != "open", (f"no end of stream after {len(data)} bytes "
+                           f"and {timeout}s of silence")
+    return data
 
 
 def read_until_closed(sock, timeout=TIMEOUT):
     """Every byte until the server closes, with a FIN or a reset (an abort
     may do either); None when it stays open for `timeout` seconds."""
-    sock.settimeout(timeout)
-    buf = bytearray()
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return bytes(buf)
-            buf += chunk
-    except ConnectionResetError:
-        return bytes(buf)
-    except socket.timeout:
-        return None
-    finally:
-        sock.settimeout(TIMEOUT)
+    data, end = _read_to_end(sock, timeout)
+    return None if end == "open" else data
 
 
 def split_frames(data):
