@@ -264,6 +264,13 @@ def conn_id(server, sock):
         rf"conn (\d+) started, remote 127\.0\.0\.1:{port}\b").group(1))
 
 
+def end_word(stage):
+    """The framework's own end-of-connection line says `conn N stopped`
+    until v0.8; from v0.9 that line belongs to the on_conn_stop hook (of
+    the demo) and the framework says `conn N closed`."""
+    return "closed" if since(stage, "v0.9") else "stopped"
+
+
 def stopped_lines(server, cid):
     """How many times the log says `conn N stopped` for connection cid."""
     return len(re.findall(rf"\bconn {cid} stopped\b", server.text()))

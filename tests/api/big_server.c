@@ -4,7 +4,8 @@
  *
  *     big_server [-c FILE]     default conf/zinc.json
  *
- * As the stage's demo/server.c: the configuration comes from FILE, the
+ * As the stage's demo/server.c (from v0.9 without its greeting, but with
+ * its `conn N stopped` line): the configuration comes from FILE, the
  * library prints `listening on IP:PORT`, SIGINT or SIGTERM stops it with
  * exit status 0, and
  *
@@ -109,6 +110,15 @@ static void big_handle(struct zn_router *r, struct zn_request *req)
     zn_conn_send_msg(conn, 11, body, 4);
 }
 
+#if ZN_STAGE_MINOR >= 9
+/* The demo's on_conn_stop hook: from v0.9 `conn N stopped` comes from it. */
+static void goodbye(struct zn_conn *conn, void *data)
+{
+    (void)data;
+    zn_info("conn %u stopped", zn_conn_id(conn));
+}
+#endif
+
 static const struct zn_router_ops ping_ops = {.handle = ping_handle};
 static const struct zn_router_ops hello_ops = {.handle = hello_handle};
 static const struct zn_router_ops big_ops = {.handle = big_handle};
@@ -146,6 +156,9 @@ int main(int argc, char **argv)
         zn_server_free(s);
         return 1;
     }
+#if ZN_STAGE_MINOR >= 9
+    zn_server_set_on_conn_stop(s, goodbye, NULL);
+#endif
     rc = zn_server_serve(s);
     zn_server_free(s);
     return rc < 0 ? 1 : 0;

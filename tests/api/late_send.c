@@ -52,6 +52,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* From v0.9 a connection takes its server first; one made without a server
+ * has no hooks and a detached reader, as before. */
+#if ZN_STAGE_MINOR >= 9
+#define zn_conn_new(...) zn_conn_new(NULL, __VA_ARGS__)
+#endif
+
 #define WAIT_MS 10000 /* the bound on every wait */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -377,7 +377,8 @@ void zn_server_free(struct zn_server *s)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
         close(s->wake[1]);
-    zn_msghandler_stop_workers(s->handler); /* if serve() did not */
+    if (s->handler != NULL)
+        zn_msghandler_stop_workers(s->handler); /* if serve() did not */
     zn_msghandler_release(s->handler); /* readers may still hold it */
     free(s->name);
     free(s->ip);
