@@ -1,0 +1,98 @@
+/*
+ * msghandler -- message id -> router: one server, many kinds of message.
+ *
+ * Until v0.5 the server had one router for everything. The message handler
+ * keeps a table from message id to router (Go: map[uint32]IRouter) and
+ * sends each request to the router registered for its id.
+ *
+ * From v0.8 it also runs the worker pool: WorkerPoolSize threads
+ * (zn-worker-N), each with its own queue, a zn_chan of MaxWorkerTaskLen
+ * requests. A reader no longer runs the routers itself: it submits each
+ * request to worker conn_id % WorkerPoolSize and reads on. One connection
+ * always lands on the same worker, so its requests are handled in the
+ * order they arrived. zinx starts a goroutine per message when it has no
+ * pool; a thread per message would cost C tens of microseconds and a
+ * stack each, so WorkerPoolSize 0 means: the reader handles every request
+ * itself, as in v0.7.
+ */
+#ifndef ZN_MSGHANDLER_H
+#define ZN_MSGHANDLER_H
+
+#include <stdint.h>
+
+#include "zinc/request.h"
+#include "zinc/router.h"
+
+struct zn_msghandler;
+
+/*
+ * A new, empty table, with one reference held by the caller. Returns NULL
+ * with errno ENOMEM.
+ */
+struct zn_msghandler *zn_msghandler_new(void);
+
+/*
+ * Take one more reference to the table. Every connection holds one: its
+ * detached reader thread may still be finishing a message, or submitting
+ * one, when the server that created the table is freed at shutdown. NULL
+ * is a no-op.
+ */
+void zn_msghandler_hold(struct zn_msghandler *h);
+
+/*
+ * Drop a reference; the last one frees the table (the routers are the
+ * caller's). Safe from any thread. NULL is a no-op.
+ */
+void zn_msghandler_release(struct zn_msghandler *h);
+
+/*
+ * Register router for message id. Returns 0, -EEXIST when id already has a
+ * router (the first one stays), or -ENOMEM. The router must outlive the
+ * table. Not thread-safe: add every router before the server starts; after
+ * that the table is only read, so readers need no lock.
+ */
+int zn_msghandler_add_router(struct zn_msghandler *h, uint32_t id,
+                             struct zn_router *router);
+
+/*
+ * Run req through the router registered for its message id. An id with no
+ * router is logged and dropped: the client gets no reply and its connection
+ * stays open.
+ */
+void zn_msghandler_do(struct zn_msghandler *h, struct zn_request *req);
+
+/*
+ * Start WorkerPoolSize workers (config.h), each with a queue of
+ * MaxWorkerTaskLen requests; none when WorkerPoolSize is 0. Call once,
+ * from the thread that will call zn_msghandler_stop_workers(), before any
+ * request is submitted. Returns 0, or a negative errno when a queue or a
+ * thread could not be had (those already started are stopped again).
+ */
+int zn_msghandler_start_workers(struct zn_msghandler *h);
+
+/*
+ * Hand req over (Go: SendMsgToTaskQueue): queue it for worker
+ * conn_id % WorkerPoolSize, waiting while that worker's queue is full (the
+ * reader that submits stops reading its client: backpressure on that
+ * client only). Without workers, handle it at once on the calling thread.
+ * Either way the request is freed once handled. A request without a
+ * message is a connection's last: when the worker gets to it, every
+ * request of that connection has been handled, and the connection's
+ * outgoing channel is closed (zn_conn_end_replies()). A request whose
+ * connection has been stopped is dropped unhandled.
+ *
+ * Returns 0, or -EPIPE when the workers have been stopped: req is then
+ * still the caller's.
+ */
+int zn_msghandler_submit(struct zn_msghandler *h, struct zn_request *req);
+
+/*
+ * Stop the workers: close their queues, let each empty its own, stopping
+ * (aborting) the connections of the requests it finds there instead of
+ * handling them, and join them. Later submits fail with -EPIPE. Without
+ * workers, readers that still handle a request from then on stop its
+ * connection instead. Does nothing the second time.
+ */
+void zn_msghandler_stop_workers(struct zn_msghandler *h);
+
+#endif

@@ -1,0 +1,51 @@
+#include "zinc/request.h"
+
+#include "zinc/connection.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg)
+{
+    struct zn_request *req = malloc(sizeof(*req));
+
+    if (req == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    zn_conn_hold(conn);
+    req->conn = conn;
+    req->msg = msg;
+    return req;
+}
+
+void zn_request_free(struct zn_request *req)
+{
+    if (req == NULL)
+        return;
+    if (req->msg != NULL)
+        zn_conn_request_done(req->conn); /* the reader counted it */
+    zn_msg_free(req->msg);
+    zn_conn_release(req->conn);
+    free(req);
+}
+
+struct zn_conn *zn_request_conn(const struct zn_request *req)
+{
+    return req->conn;
+}
+
+const char *zn_request_data(const struct zn_request *req)
+{
+    return zn_msg_data(req->msg);
+}
+
+uint32_t zn_request_len(const struct zn_request *req)
+{
+    return zn_msg_len(req->msg);
+}
+
+uint32_t zn_request_msg_id(const struct zn_request *req)
+{
+    return zn_msg_id(req->msg);
+}
