@@ -4,6 +4,8 @@
     python3 bench/run.py                 what `make bench` runs
     QUICK=1 python3 bench/run.py         about a minute: shorter cells
     BENCH_CONNS="1 100 5000" ...         other connection counts
+    BENCH_MANY=5000 ...                  the many-connections cell (the
+                                         default); 0 skips it
     BENCH_EXTRA="mine=/path/to/server"  one more server (any stage's demo,
                                          say your exercise), name=path
 
@@ -12,10 +14,22 @@ and a run of bench/build/zn-load, lockstep round trips of 581-byte bodies,
 every reply checked byte for byte; three runs and the median (one with
 QUICK=1). From /proc the runner reads the server's CPU time (per message:
 user + system over every round trip, warm-up included), its peak RSS
-(VmHWM) and its thread count. A second pass holds 1,000 idle connections
-to each server and reports the RSS each one costs. Prints a Markdown table
-and writes bench/build/bench.md, bench.json and bench.svg (the chart).
-Only 127.0.0.1; every run bounded.
+(VmHWM) and its thread count. Then the many-connections cell: the newest
+stage and the reference server alone, BENCH_MANY connections (5,000) in
+the same lockstep runs, every reply checked; a wrong or missing reply
+there is reported in its row (errors) and makes the runner exit 1 after
+writing everything, instead of ending the benchmark. A last pass holds
+1,000 idle connections to each server and reports the RSS each one costs.
+Prints Markdown tables and writes bench/build/bench.md, bench.json and
+bench.svg (the chart). Only 127.0.0.1; every run bounded.
+
+What zn-load expects depends on the stage (DESIGN.md section 5): v0.5's
+demo answers with id 1, later ones with id 0, and from v0.9 on every new
+connection first gets a greeting, id 2 "DoConnection BEGIN...", that
+zn-load reads and checks before its first request (-g). The stage of a
+BENCH_EXTRA server is read from its name (say "v0.9-mine") or else from a
+vX.Y directory in its path (/path/to/v0.9/build/server); a server with
+neither is taken to answer like v0.6..v0.8.
 """
 
 import json
@@ -42,6 +56,11 @@ SECONDS, WARMUP = (1.0, 0.3) if QUICK else (2.0, 0.5)
 # all of them alike), and keeps each cell's median by round trips/s.
 REPEAT = 1 if QUICK else 3
 IDLE_CONNS = 1000
+# The many-connections cell: the newest stage against the reference, once
+# per round like the others. 5,000 connections hold 10,000 threads in a
+# stage from v0.7 on; connecting, a run and stopping take a few seconds.
+MANY = int(os.environ.get("BENCH_MANY") or "5000")
+GREETING_ID, GREETING = 2, "DoConnection BEGIN..."
 EXTRA = dict(e.split("=", 1) for e in os.environ.get("BENCH_EXTRA", "").split())
 READY_RE = re.compile(rb"listening on \S+:(\d+)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -58,9 +77,26 @@ def stages():
     return [name for _, name in sorted(found)]
 
 
-def reply_id(server):
-    """v0.5's demo answers every message with id 1; later ones echo id 0."""
-    return 1 if server.startswith("v0.5") else 0
+def stage_of(server):
+    """(major, minor) of a server's stage, None for ref and unknown extras:
+    from its name, or for a BENCH_EXTRA server from a vX.Y in its path."""
+    places = [server] + list(reversed(Path(EXTRA.get(server, "")).parts))
+    for place in places:
+        m = re.match(r"v(\d+)\.(\d+)(?!\d)", place)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    return None
+
+
+def expect_args(server):
+    """zn-load's options for what this server's demo sends: v0.5 answers
+    every message with id 1, later stages echo id 0, and from v0.9 on a
+    new connection is greeted first."""
+    stage = stage_of(server)
+    args = ["-r", "1" if stage == (0, 5) else "0"]
+    if stage is not None and stage >= (0, 9):
+        args += ["-G", str(GREETING_ID), "-g", GREETING]
+    return args
 
 
 def raise_nofile():
@@ -127,7 +163,7 @@ class Server:
 
 def load(server, args):
     """Run zn-load against server; return (process, its JSON line)."""
-    cmd = [str(LOAD), "-r", str(reply_id(server.name))] + args + \
+    cmd = [str(LOAD)] + expect_args(server.name) + args + \
         [f"127.0.0.1:{server.port}"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                             preexec_fn=raise_nofile)
@@ -138,8 +174,10 @@ def median(runs):
     return sorted(runs, key=lambda r: r["rtt"])[len(runs) // 2]
 
 
-def run_once(name, conns):
-    """One fresh server, one measured run: a dict of results."""
+def run_once(name, conns, strict=True):
+    """One fresh server, one measured run: a dict of results. A failed run
+    ends the benchmark, unless not strict: then its errors are counted in
+    the result (at least 1)."""
     srv = Server(name)
     cpu0, threads = srv.cpu(), srv.stat("Threads")
     proc = load(srv, ["-c", str(conns), "-n", "1000000000",
@@ -152,15 +190,20 @@ def run_once(name, conns):
     cpu = srv.cpu() - cpu0
     peak = srv.stat("VmHWM")
     srv.stop()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and strict:
         sys.exit(f"bench: zn-load against {name} failed "
                  f"(status {proc.returncode})")
-    r = json.loads(out.strip().splitlines()[-1])
-    done = r["messages"] + r["warmup_messages"]
-    return {"server": name, "conns": conns, "rtt": r["rtt_per_sec"],
-            "p50": r["p50_us"], "p99": r["p99_us"], "max": r["max_us"],
+    lines = out.strip().splitlines()
+    r = json.loads(lines[-1]) if lines else {}
+    done = r.get("messages", 0) + r.get("warmup_messages", 0)
+    errors = r.get("errors", 0)
+    if proc.returncode != 0:
+        errors = max(errors, 1)
+    return {"server": name, "conns": conns, "rtt": r.get("rtt_per_sec", 0),
+            "p50": r.get("p50_us", 0), "p99": r.get("p99_us", 0),
+            "max": r.get("max_us", 0),
             "cpu_us": 1e6 * cpu / done if done else 0.0,
-            "rss_mib": peak / 1024, "threads": threads}
+            "rss_mib": peak / 1024, "threads": threads, "errors": errors}
 
 
 def idle(name):
@@ -185,7 +228,45 @@ def idle(name):
     return (last - base) / IDLE_CONNS
 
 
-def table(cells, idle_kib):
+def many(servers):
+    """The many-connections cell: BENCH_MANY connections to each server,
+    REPEAT rounds, the median by round trips/s with every round's errors
+    added up. A failure is reported, not fatal."""
+    runs = {name: [] for name in servers}
+    for _ in range(REPEAT):
+        for name in servers:
+            r = run_once(name, MANY, strict=False)
+            runs[name].append(r)
+            print(f"bench: {name:5} {MANY:5} conns: {r['rtt']:9,.0f} "
+                  f"round trips/s, p99 {r['p99']:,.0f} us, "
+                  f"{r['threads']} threads, {r['errors']} errors", flush=True)
+    cells = []
+    for name in servers:
+        cell = dict(median(runs[name]))
+        cell["errors"] = sum(r["errors"] for r in runs[name])
+        cell["threads"] = max(r["threads"] for r in runs[name])
+        cell["rss_mib"] = max(r["rss_mib"] for r in runs[name])
+        cells.append(cell)
+    return cells
+
+
+def many_table(cells):
+    """The many-connections cell as its own small table."""
+    ref = next((c["rtt"] for c in cells if c["server"] == "ref"), 0)
+    rows = [f"{MANY:,} connections, lockstep, every reply checked: the "
+            "median run; errors, peak threads and RSS over all runs.", "",
+            "| server | conns | round trips/s | × ref | p99 µs | errors | "
+            "peak threads | peak RSS MiB |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    for c in cells:
+        ratio = c["rtt"] / ref if ref else 0
+        rows.append(f"| {c['server']} | {c['conns']:,} | {c['rtt']:,.0f} | "
+                    f"{ratio:.2f} | {c['p99']:,.0f} | {c['errors']} | "
+                    f"{c['threads']:,} | {c['rss_mib']:.1f} |")
+    return "\n".join(rows)
+
+
+def table(cells, idle_kib, many_cells):
     ref = {c["conns"]: c["rtt"] for c in cells if c["server"] == "ref"}
     rows = ["| server | conns | round trips/s | × ref | p50 µs | p99 µs | "
             "max µs | CPU µs/msg | peak RSS MiB | threads |",
@@ -196,6 +277,8 @@ def table(cells, idle_kib):
                     f"{ratio:.2f} | {c['p50']:.0f} | {c['p99']:.0f} | "
                     f"{c['max']:,.0f} | {c['cpu_us']:.1f} | "
                     f"{c['rss_mib']:.1f} | {c['threads']} |")
+    if many_cells:
+        rows += ["", many_table(many_cells)]
     rows += ["", f"| server | RSS per idle connection ({IDLE_CONNS:,} "
              "connections) |", "|---|--:|"]
     rows += [f"| {s} | {kib:.1f} KiB |" for s, kib in idle_kib.items()]
@@ -258,7 +341,8 @@ def main():
     if not LOAD.exists() or not REF.exists():
         sys.exit("bench: bench/build/zn-load or ref-epoll is missing: "
                  "run `make bench`")
-    servers = stages() + list(EXTRA) + ["ref"]
+    built = stages()
+    servers = built + list(EXTRA) + ["ref"]
     runs = {(name, conns): [] for name in servers for conns in CONNS}
     for conns in CONNS:
         for _ in range(REPEAT):
@@ -269,17 +353,22 @@ def main():
                       f"round trips/s, p99 {r['p99']:,.0f} us", flush=True)
     cells = [median(runs[(name, conns)]) for name in servers
              for conns in CONNS]
+    many_cells = many(built[-1:] + ["ref"]) if MANY > 0 and built else []
     idle_kib = {name: idle(name) for name in servers}
-    md = table(cells, idle_kib)
+    md = table(cells, idle_kib, many_cells)
     OUT.mkdir(exist_ok=True)
     (OUT / "bench.md").write_text(md + "\n")
     (OUT / "bench.json").write_text(json.dumps(
-        {"cells": cells, "idle_kib": idle_kib, "seconds": SECONDS,
-         "warmup": WARMUP}, indent=1) + "\n")
+        {"cells": cells, "many": many_cells, "idle_kib": idle_kib,
+         "seconds": SECONDS, "warmup": WARMUP}, indent=1) + "\n")
     (OUT / "bench.svg").write_text(chart(cells))
     print()
     print(md)
     print(f"\nbench: wrote {OUT / 'bench.md'}, bench.json and bench.svg")
+    failed = [c["server"] for c in many_cells if c["errors"]]
+    if failed:
+        sys.exit(f"bench: errors at {MANY:,} connections: "
+                 f"{', '.join(failed)}")
 
 
 if __name__ == "__main__":

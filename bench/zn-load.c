@@ -12,7 +12,10 @@
  * A run goes through four phases:
  *
  *     connect   every connection, before any request: a connection still
- *               in its handshake must not count against the server
+ *               in its handshake must not count against the server; with
+ *               -g this includes reading and checking the greeting the
+ *               server sends each new connection (zinc's demo from v0.9
+ *               on), so it is neither a round trip nor a latency
  *     warm-up   -w seconds of traffic whose replies are checked but not
  *               measured (caches, page faults, the server's thread stacks)
  *     measure   until -n round trips or -d seconds, whichever comes first
@@ -105,6 +108,13 @@ static const char usage_text[] =
     "  -i ID     request MsgID (default 0)\n"
     "  -r ID     expected reply MsgID (default 0)\n"
     "  -e TEXT   expected reply body (default \"ping...ping...ping\")\n"
+    "  -g TEXT   expect a greeting: the server sends every new connection\n"
+    "            one frame, body TEXT (may be empty) and MsgID -G, before\n"
+    "            anything else; it is read and checked byte for byte while\n"
+    "            connecting, before the first request (and in -I mode\n"
+    "            too), and a wrong or missing one is an error. zinc's demo\n"
+    "            from v0.9 on: -g \"DoConnection BEGIN...\"\n"
+    "  -G ID     the greeting's MsgID (default 2; only with -g)\n"
     "  -t N      epoll threads (default 1); connections are split among\n"
     "            them\n"
     "  -I        idle mode: open the N connections, hold them without\n"
@@ -126,6 +136,9 @@ struct zl_opts {
     uint32_t reply_id; /* -r: MsgID every reply must have */
     const char *expect; /* -e: body every reply must have */
     size_t expect_len; /* strlen(expect) */
+    const char *greet; /* -g: body of the greeting, NULL: none expected */
+    size_t greet_len; /* strlen(greet) */
+    uint32_t greet_id; /* -G: MsgID of the greeting */
     unsigned long threads; /* -t: epoll threads, at most conns */
     bool idle; /* -I: connect, then hold without sending */
     const char *target; /* HOST:PORT as given, for messages */
@@ -228,6 +241,7 @@ static int resolve_target(struct zl_opts *o)
 static int parse_options(int argc, char **argv, struct zl_opts *o)
 {
     unsigned long long v;
+    bool greet_id_given = false; /* -G without -g is a mistake */
     int opt;
 
     *o = (struct zl_opts){
@@ -238,10 +252,11 @@ static int parse_options(int argc, char **argv, struct zl_opts *o)
         .warmup = 0.5,
         .body = 581,
         .expect = "ping...ping...ping",
+        .greet_id = 2,
         .threads = 1,
     };
     opterr = 0; /* we say what is wrong ourselves, once */
-    while ((opt = getopt(argc, argv, ":c:k:n:d:w:s:i:r:e:t:Ih")) != -1) {
+    while ((opt = getopt(argc, argv, ":c:k:n:d:w:s:i:r:e:g:G:t:Ih")) != -1) {
         bool ok = true;
 
         switch (opt) {
@@ -274,6 +289,14 @@ static int parse_options(int argc, char **argv, struct zl_opts *o)
         case 'e':
             o->expect = optarg;
             break;
+        case 'g':
+            o->greet = optarg;
+            break;
+        case 'G':
+            ok = parse_ulong(optarg, 0, UINT32_MAX, &v);
+            o->greet_id = (uint32_t)v;
+            greet_id_given = true;
+            break;
         case 't':
             ok = parse_ulong(optarg, 1, ZL_MAX_THREADS, &v);
             o->threads = (unsigned long)v;
@@ -302,8 +325,14 @@ static int parse_options(int argc, char **argv, struct zl_opts *o)
                 optind == argc ? "no HOST:PORT given" : "one HOST:PORT only");
         goto usage;
     }
+    if (greet_id_given && o->greet == NULL) {
+        fprintf(stderr, "zn-load: -G says which greeting, -g that there is "
+                        "one: give -g TEXT too\n");
+        goto usage;
+    }
     o->target = argv[optind];
     o->expect_len = strlen(o->expect);
+    o->greet_len = o->greet != NULL ? strlen(o->greet) : 0;
     if (o->threads > o->conns)
         o->threads = o->conns; /* a thread without connections idles */
     if (resolve_target(o) < 0)
@@ -354,6 +383,59 @@ static uint32_t get_le32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
+}
+
+/*
+ * A whole frame in one new buffer of ZL_HDR + len bytes: header, then the
+ * body. The caller frees it. NULL when out of memory.
+ */
+static unsigned char *frame_new(uint32_t id, const char *body, size_t len)
+{
+    unsigned char *f = malloc(ZL_HDR + len);
+
+    if (f == NULL)
+        return NULL;
+    put_le32(f, (uint32_t)len);
+    put_le32(f + 4, id);
+    memcpy(f + ZL_HDR, body, len);
+    return f;
+}
+
+/*
+ * Write into out a wrong frame next to the right one, `want` (want_len
+ * bytes, header included). `body` holds the `have` bytes of the wrong
+ * frame's body at hand, of `len` announced: a header that is wrong
+ * already is reported before its body has been read, with what came along
+ * with it.
+ */
+static void frame_describe(char *out, size_t size, const unsigned char *want,
+                           size_t want_len, uint32_t len, uint32_t id,
+                           const unsigned char *body, size_t have)
+{
+    char want_body[96], got[96], diff[80] = "";
+
+    zn_log_escape(want + ZL_HDR, want_len - ZL_HDR, want_body,
+                  sizeof(want_body));
+    zn_log_escape(body, have < len ? have : len, got, sizeof(got));
+    if (len == want_len - ZL_HDR && have >= len) {
+        size_t i = 0;
+
+        while (i < len && body[i] == want[ZL_HDR + i])
+            i++;
+        if (i < len)
+            snprintf(diff, sizeof(diff),
+                     "; first difference at body byte %zu: got 0x%02x, "
+                     "expected 0x%02x",
+                     i, body[i], want[ZL_HDR + i]);
+    } else if (have < len) {
+        snprintf(diff, sizeof(diff), " (the first %zu of %" PRIu32 " bytes)",
+                 have, len);
+    }
+    snprintf(out, size,
+             "expected DataLen %zu, MsgID %" PRIu32 ", body \"%s\"; got "
+             "DataLen %" PRIu32 ", MsgID %" PRIu32 ", body \"%s\"%s",
+             want_len - ZL_HDR, get_le32(want + 4), want_body, len, id, got,
+             diff);
 }
 
 /* ------------------------------------------------------------------ */
@@ -462,7 +544,8 @@ static uint64_t hist_percentile(const struct zl_hist *h, unsigned permille)
 enum zl_state {
     ZL_NEW, /* no socket yet, or waiting to try connecting again */
     ZL_CONNECTING, /* non-blocking connect() under way */
-    ZL_OPEN, /* connected */
+    ZL_GREETING, /* connected, its greeting (-g) not all in yet */
+    ZL_OPEN, /* connected (and greeted): ready for requests */
     ZL_CLOSED, /* given up after an error; counted once */
 };
 
@@ -483,7 +566,7 @@ struct zl_conn {
     size_t out_pos; /* offset of the first unsent byte in requests */
     size_t out_len; /* bytes queued but not yet sent */
     bool out_wait; /* EPOLLOUT watched: the socket buffer was full */
-    unsigned char *in; /* the reply being received, reply_len bytes */
+    unsigned char *in; /* the reply (or greeting) being received */
     size_t in_len; /* bytes of it received so far */
     uint64_t *sent; /* ring of -k send times, oldest request first */
     unsigned head; /* the oldest entry of sent[] */
@@ -539,6 +622,7 @@ static char stop_tag, done_tag;
  */
 enum zl_error_kind {
     ZL_ERR_CONNECT, /* could not connect */
+    ZL_ERR_GREETING, /* a greeting (-g) wrong or missing */
     ZL_ERR_REPLY, /* a reply that is not the expected one */
     ZL_ERR_CLOSED, /* closed or reset by the server, I/O error */
     ZL_ERR_LATE, /* replies still missing when the drain time is up */
@@ -546,7 +630,8 @@ enum zl_error_kind {
 };
 
 static atomic_flag shown[ZL_ERR_KINDS] = {ATOMIC_FLAG_INIT, ATOMIC_FLAG_INIT,
-                                          ATOMIC_FLAG_INIT, ATOMIC_FLAG_INIT};
+                                          ATOMIC_FLAG_INIT, ATOMIC_FLAG_INIT,
+                                          ATOMIC_FLAG_INIT};
 
 /* Print "zn-load: conn N: ..." unless this kind was shown already. */
 static void show_error(enum zl_error_kind kind, const struct zl_conn *c,
@@ -574,13 +659,19 @@ static void show_error(enum zl_error_kind kind, const struct zl_conn *c,
 
 /*
  * All connections are made by the main thread with one epoll, before the
- * load starts, and only then handed to the load threads.
+ * load starts, and only then handed to the load threads. With -g a
+ * connection is made only once its greeting is in and right: the greeting
+ * is the server's, sent unasked, so it belongs to setting up, not to a
+ * round trip. Until then it still counts against the window, so the
+ * window also bounds the connections the server has yet to accept.
  */
 struct zl_dialer {
     const struct zl_opts *o; /* the target */
     struct zl_conn *conns; /* all of them */
+    unsigned char *greeting; /* the right greeting (-g), NULL: none */
+    size_t greeting_len; /* its bytes, header included */
     size_t next; /* first connection never tried */
-    size_t busy; /* handshakes under way */
+    size_t busy; /* handshakes (and greetings) under way */
     size_t settled; /* connected or given up */
     size_t failed; /* given up */
     size_t *retry; /* connections waiting to try again */
@@ -616,10 +707,100 @@ static void dial_failed(struct zl_dialer *d, struct zl_conn *c, int err,
     d->failed++;
 }
 
-static void dial_connected(struct zl_dialer *d, struct zl_conn *c)
+/* c is connected, and greeted if -g asked for it: ready for the load. */
+static void dial_ready(struct zl_dialer *d, struct zl_conn *c)
 {
     c->state = ZL_OPEN;
     d->settled++;
+}
+
+/* No greeting, or the wrong one: give up on c. */
+static void dial_greeting_failed(struct zl_dialer *d, struct zl_conn *c,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void dial_greeting_failed(struct zl_dialer *d, struct zl_conn *c,
+                                 const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    show_error(ZL_ERR_GREETING, c, "%s", msg);
+    close(c->fd); /* also takes it out of the epoll */
+    c->fd = -1;
+    c->state = ZL_CLOSED;
+    d->busy--;
+    d->settled++;
+    d->failed++;
+}
+
+/*
+ * The handshake is over. Without -g, c is ready; with it, watch c for its
+ * greeting. `watched` says whether c->fd is in the epoll already (for
+ * EPOLLOUT, the end of its handshake).
+ */
+static void dial_connected(struct zl_dialer *d, struct zl_conn *c, bool watched)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+
+    if (d->greeting == NULL) {
+        if (watched)
+            epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        dial_ready(d, c);
+        return;
+    }
+    c->state = ZL_GREETING;
+    c->in_len = 0;
+    d->busy++;
+    if (epoll_ctl(d->epfd, watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
+                  &ev) < 0)
+        dial_greeting_failed(d, c, "epoll_ctl: %s", zn_strerror(errno));
+}
+
+/*
+ * c is readable while its greeting is due: take what has come of it,
+ * never more, so whatever follows stays in the socket for the load (where
+ * bytes nobody asked for are an error). The header is checked as soon as
+ * it is in, the body once all of it is.
+ */
+static void dial_greeting_read(struct zl_dialer *d, struct zl_conn *c)
+{
+    char what[512];
+    ssize_t n = recv(c->fd, c->in + c->in_len, d->greeting_len - c->in_len, 0);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        dial_greeting_failed(d, c, "no greeting: %s after %zu of its %zu bytes",
+                             n == 0 ? "closed by the server"
+                                    : zn_strerror(errno),
+                             c->in_len, d->greeting_len);
+        return;
+    }
+    c->in_len += (size_t)n;
+    if (c->in_len >= ZL_HDR && memcmp(c->in, d->greeting, ZL_HDR) != 0) {
+        frame_describe(what, sizeof(what), d->greeting, d->greeting_len,
+                       get_le32(c->in), get_le32(c->in + 4), c->in + ZL_HDR,
+                       c->in_len - ZL_HDR);
+        dial_greeting_failed(d, c, "wrong greeting: %s", what);
+        return;
+    }
+    if (c->in_len < d->greeting_len)
+        return;
+    if (memcmp(c->in, d->greeting, d->greeting_len) != 0) {
+        frame_describe(what, sizeof(what), d->greeting, d->greeting_len,
+                       get_le32(c->in), get_le32(c->in + 4), c->in + ZL_HDR,
+                       d->greeting_len - ZL_HDR);
+        dial_greeting_failed(d, c, "wrong greeting: %s", what);
+        return;
+    }
+    epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->in_len = 0;
+    d->busy--;
+    dial_ready(d, c);
 }
 
 /*
@@ -644,7 +825,7 @@ static void dial_start(struct zl_dialer *d, struct zl_conn *c, uint64_t now)
     }
     if (connect(c->fd, (const struct sockaddr *)&d->o->addr, d->o->addr_len) ==
         0) {
-        dial_connected(d, c); /* loopback may finish at once */
+        dial_connected(d, c, false); /* loopback may finish at once */
         return;
     }
     if (errno != EINPROGRESS) {
@@ -672,8 +853,7 @@ static void dial_finish(struct zl_dialer *d, struct zl_conn *c, uint64_t now)
         dial_failed(d, c, err, now);
         return;
     }
-    epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    dial_connected(d, c);
+    dial_connected(d, c, true);
 }
 
 /*
@@ -716,8 +896,13 @@ static void dial_give_up(struct zl_dialer *d)
 
         if (c->state == ZL_OPEN || c->state == ZL_CLOSED)
             continue;
-        show_error(ZL_ERR_CONNECT, c, "connect to %s: not connected in time",
-                   d->o->target);
+        if (c->state == ZL_GREETING)
+            show_error(ZL_ERR_GREETING, c,
+                       "no greeting in time: %zu of its %zu bytes came",
+                       c->in_len, d->greeting_len);
+        else
+            show_error(ZL_ERR_CONNECT, c,
+                       "connect to %s: not connected in time", d->o->target);
         if (c->fd >= 0)
             close(c->fd);
         c->fd = -1;
@@ -727,7 +912,8 @@ static void dial_give_up(struct zl_dialer *d)
 }
 
 /*
- * Connect all -c connections, at most ZL_DIAL_LIMIT_NS in all. Returns the
+ * Connect all -c connections (and take their greetings, with -g), at most
+ * ZL_DIAL_LIMIT_NS plus ZL_DIAL_PER_CONN_NS each in all. Returns the
  * number that could not be connected; a signal stops it early (the rest
  * then count as not connected, but are not errors).
  */
@@ -756,9 +942,16 @@ static size_t dial_all(struct zl_dialer *d)
             break;
         }
         now = now_ns();
-        for (int i = 0; i < n; i++)
-            if (evs[i].data.ptr != &stop_tag)
-                dial_finish(d, evs[i].data.ptr, now);
+        for (int i = 0; i < n; i++) {
+            struct zl_conn *c = evs[i].data.ptr;
+
+            if (evs[i].data.ptr == &stop_tag)
+                continue;
+            if (c->state == ZL_CONNECTING)
+                dial_finish(d, c, now);
+            else if (c->state == ZL_GREETING)
+                dial_greeting_read(d, c);
+        }
     }
     return d->failed;
 }
@@ -945,40 +1138,15 @@ static void conn_reply_done(struct zl_worker *w, struct zl_conn *c,
         conn_queue(w, c, now);
 }
 
-/*
- * Show a wrong reply next to the right one. `body` holds the `have` bytes
- * of its body at hand, of `len` announced: a header that is wrong already
- * is reported before its body has been read, with what came along with it.
- */
+/* Show a wrong reply next to the right one (see frame_describe()). */
 static void conn_bad_reply(struct zl_worker *w, struct zl_conn *c, uint32_t len,
                            uint32_t id, const unsigned char *body, size_t have)
 {
-    const struct zl_run *run = w->run;
-    char want[96], got[96], diff[80] = "";
+    char what[512];
 
-    zn_log_escape(run->reply + ZL_HDR, run->reply_len - ZL_HDR, want,
-                  sizeof(want));
-    zn_log_escape(body, have < len ? have : len, got, sizeof(got));
-    if (len == run->reply_len - ZL_HDR && have >= len) {
-        size_t i = 0;
-
-        while (i < len && body[i] == run->reply[ZL_HDR + i])
-            i++;
-        if (i < len)
-            snprintf(diff, sizeof(diff),
-                     "; first difference at body byte %zu: got 0x%02x, "
-                     "expected 0x%02x",
-                     i, body[i], run->reply[ZL_HDR + i]);
-    } else if (have < len) {
-        snprintf(diff, sizeof(diff), " (the first %zu of %" PRIu32 " bytes)",
-                 have, len);
-    }
-    conn_fail(w, c, ZL_ERR_REPLY,
-              "wrong reply: expected DataLen %zu, MsgID %" PRIu32
-              ", body \"%s\"; got DataLen %" PRIu32 ", MsgID %" PRIu32
-              ", body \"%s\"%s",
-              run->reply_len - ZL_HDR, run->o->reply_id, want, len, id, got,
-              diff);
+    frame_describe(what, sizeof(what), w->run->reply, w->run->reply_len, len,
+                   id, body, have);
+    conn_fail(w, c, ZL_ERR_REPLY, "wrong reply: %s", what);
 }
 
 /*
@@ -1209,7 +1377,7 @@ static int run_init(struct zl_run *run, const struct zl_opts *o)
     run->req_len = ZL_HDR + o->body;
     run->reply_len = ZL_HDR + o->expect_len;
     run->requests = malloc(run->req_len * k);
-    run->reply = malloc(run->reply_len);
+    run->reply = frame_new(o->reply_id, o->expect, o->expect_len);
     if (run->requests == NULL || run->reply == NULL)
         return -ENOMEM;
     for (size_t r = 0; r < k; r++) {
@@ -1220,9 +1388,6 @@ static int run_init(struct zl_run *run, const struct zl_opts *o)
         for (size_t i = 0; i < o->body; i++)
             p[ZL_HDR + i] = (unsigned char)('a' + i % 26);
     }
-    put_le32(run->reply, (uint32_t)o->expect_len);
-    put_le32(run->reply + 4, o->reply_id);
-    memcpy(run->reply + ZL_HDR, o->expect, o->expect_len);
     return zn_fd_pipe(run->done_pipe) < 0 ? -errno : 0;
 }
 
@@ -1461,16 +1626,18 @@ static void print_result(const struct zl_opts *o, const struct zl_result *r)
 }
 
 /*
- * The connections, each with its share of two big arrays: the reply being
- * received and the ring of send times. Two allocations instead of 40000.
+ * The connections, each with its share of two big arrays: the reply (or
+ * greeting) being received and the ring of send times. Two allocations
+ * instead of 40000.
  */
 static struct zl_conn *conns_new(const struct zl_opts *o,
                                  unsigned char **in_bufs, uint64_t **rings)
 {
     struct zl_conn *conns = calloc(o->conns, sizeof(*conns));
-    size_t reply_len = ZL_HDR + o->expect_len;
+    size_t in_len =
+        ZL_HDR + (o->greet_len > o->expect_len ? o->greet_len : o->expect_len);
 
-    *in_bufs = calloc(o->conns, reply_len);
+    *in_bufs = calloc(o->conns, in_len);
     *rings = calloc(o->conns * o->inflight, sizeof(**rings));
     if (conns == NULL || *in_bufs == NULL || *rings == NULL) {
         free(conns);
@@ -1481,7 +1648,7 @@ static struct zl_conn *conns_new(const struct zl_opts *o,
     for (size_t i = 0; i < o->conns; i++) {
         conns[i].fd = -1;
         conns[i].index = (unsigned)i;
-        conns[i].in = *in_bufs + i * reply_len;
+        conns[i].in = *in_bufs + i * in_len;
         conns[i].sent = *rings + i * o->inflight;
     }
     return conns;
@@ -1507,8 +1674,13 @@ int main(int argc, char **argv)
     d.conns = conns;
     d.retry = calloc(o.conns, sizeof(*d.retry));
     d.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (o.greet != NULL) {
+        d.greeting = frame_new(o.greet_id, o.greet, o.greet_len);
+        d.greeting_len = ZL_HDR + o.greet_len;
+    }
     if (conns == NULL || d.retry == NULL || hist_init(&res.hist) < 0 ||
-        d.epfd < 0 || epoll_ctl(d.epfd, EPOLL_CTL_ADD, stop_pipe[0], &ev) < 0) {
+        (o.greet != NULL && d.greeting == NULL) || d.epfd < 0 ||
+        epoll_ctl(d.epfd, EPOLL_CTL_ADD, stop_pipe[0], &ev) < 0) {
         perror("zn-load: setup");
         goto out;
     }
@@ -1539,6 +1711,7 @@ out:
     if (d.epfd >= 0)
         close(d.epfd);
     free(d.retry);
+    free(d.greeting);
     free(res.hist.counts);
     free(conns);
     free(in_bufs);

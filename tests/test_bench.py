@@ -1,12 +1,16 @@
 """Smoke tests of the benchmark's load generator, bench/build/zn-load: that
 it measures, that it notices a wrong reply, that it refuses bad arguments,
-and that its idle mode holds connections until told to stop. The benchmark
-itself (`make bench`) is not a test.
+that its idle mode holds connections until told to stop, and that it reads
+and checks the greeting of v0.9 on (-g) before its first request. The
+benchmark itself (`make bench`) is not a test; only how bench/run.py
+chooses zn-load's options per stage is.
 
 These tests take no `stage` argument: they run once, against the v0.6 demo
-server (msg id 0 -> id 0 "ping...ping...ping") and bench/build/ref-epoll,
-whatever --stage says. Build the tools with `make -C bench`."""
+server (msg id 0 -> id 0 "ping...ping...ping"), bench/build/ref-epoll and
+small Python servers of their own, whatever --stage says. Build the tools
+with `make -C bench`."""
 
+import importlib.util
 import json
 import re
 import select
@@ -218,8 +222,10 @@ def test_a_reply_before_its_request_is_an_error(zn_load, double_replier):
                                   ["-d", "0", "127.0.0.1:8999"],
                                   ["-d", "0x10", "127.0.0.1:8999"],
                                   ["-c", "2"],
-                                  ["127.0.0.1"]],
-                         ids=["c0", "cabc", "d0", "dhex", "no-address", "no-port"])
+                                  ["127.0.0.1"],
+                                  ["-G", "2", "127.0.0.1:8999"]],
+                         ids=["c0", "cabc", "d0", "dhex", "no-address",
+                              "no-port", "G-without-g"])
 def test_bad_arguments_exit_2_with_usage(zn_load, args):
     rc, result, err = run_load(zn_load, *args)
     assert rc == 2
@@ -250,3 +256,169 @@ def test_idle_mode_holds_connections_until_sigterm(zn_load, v06):
         print(f"---- zn-load stderr\n{err}")
     assert not BAD_LOG_RE.search(err), "sanitizer report"
     assert wait_until(lambda: thread_count(v06.pid, "zn-reader") == 0)
+
+
+# ---- the greeting (-g, -G): zinc's demo from v0.9 on
+
+GREETING_ID, GREETING = 2, b"DoConnection BEGIN..."
+GREETING_FRAME = HEADER.pack(len(GREETING), GREETING_ID) + GREETING
+# Where the fake server cuts its greeting: zn-load must gather it from
+# several reads, header included.
+GREETING_CUTS = (3, 11, len(GREETING_FRAME) - 1)
+PIECE_WAIT = 0.02  # seconds between pieces, watching for an early request
+
+
+@pytest.fixture
+def greeter():
+    """A factory: greeter(frame) starts a server that sends every new
+    connection `frame` in pieces (None: closes it at once instead), then
+    answers every request with id 0 "ping...ping...ping" like the v0.9
+    demo. Returns (port, early): early lists the connections on which a
+    request came before the greeting was all out."""
+    lsocks, threads = [], []
+
+    def start(frame=GREETING_FRAME):
+        lsock = socket.create_server(("127.0.0.1", 0))
+        lsock.settimeout(RUN_TIMEOUT)
+        early = []
+
+        def handle(conn):
+            with conn:
+                conn.settimeout(RUN_TIMEOUT)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                try:
+                    if frame is None:
+                        return
+                    start = 0
+                    for cut in GREETING_CUTS + (len(frame),):
+                        if start > 0:
+                            ready, _, _ = select.select([conn], [], [],
+                                                        PIECE_WAIT)
+                            if ready:
+                                early.append(conn.fileno())
+                        conn.sendall(frame[start:cut])
+                        start = cut
+                    while True:
+                        length, _ = HEADER.unpack(
+                            recv_exact(conn, HEADER.size))
+                        recv_exact(conn, length)
+                        conn.sendall(HEADER.pack(len(PING), 0) + PING)
+                except (AssertionError, OSError):
+                    pass  # the client hung up
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = lsock.accept()
+                except OSError:
+                    return
+                t = threading.Thread(target=handle, args=(conn,),
+                                     daemon=True)
+                t.start()
+                threads.append(t)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        lsocks.append(lsock)
+        threads.append(t)
+        return lsock.getsockname()[1], early
+
+    yield start
+    for lsock in lsocks:
+        lsock.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() does not
+        lsock.close()
+    for t in threads:
+        t.join(RUN_TIMEOUT)
+
+
+def test_greeting_is_read_before_the_first_request(zn_load, greeter):
+    """With -g, each connection takes the greeting, cut over several reads,
+    and sends its first request only once all of it is in; the greeting is
+    not a round trip."""
+    port, early = greeter()
+    rc, result, _ = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 10,
+                             "-g", GREETING.decode(), f"127.0.0.1:{port}")
+    check_good_run(rc, result)
+    assert early == [], "a request came before the whole greeting"
+
+
+def test_without_g_a_greeting_is_a_wrong_reply(zn_load, greeter):
+    """The reason for -g: a v0.9 server's greeting is not a reply. (Here
+    the first request comes early, which shows the fake server can tell.)"""
+    port, early = greeter()
+    rc, result, err = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 10,
+                               f"127.0.0.1:{port}")
+    assert early, "the fake server did not see the early request"
+    assert rc == 1
+    assert result["errors"] == 10
+    assert re.search(r"wrong reply: expected DataLen 18, MsgID 0, .*; "
+                     r"got DataLen 21, MsgID 2", err), err
+
+
+# What zn-load expects (-g, -G), what the server sends, what it says.
+WRONG_GREETINGS = {
+    "byte": (["-g", "DoConnection BEGIN!.."], GREETING_FRAME,
+             r'wrong greeting: expected DataLen 21, MsgID 2, body '
+             r'"DoConnection BEGIN!\.\."; got DataLen 21, MsgID 2, body '
+             r'"DoConnection BEGIN\.\.\."; first difference at body byte '
+             r'18: got 0x2e, expected 0x21'),
+    "id": (["-G", "3", "-g", GREETING.decode()], GREETING_FRAME,
+           r'wrong greeting: expected DataLen 21, MsgID 3, body '
+           r'"DoConnection BEGIN\.\.\."; got DataLen 21, MsgID 2, body'),
+    "len": (["-g", "DoConnection BEGIN.."], GREETING_FRAME,
+            r'wrong greeting: expected DataLen 20, MsgID 2, body '
+            r'"DoConnection BEGIN\.\."; got DataLen 21, MsgID 2, body'),
+    "missing": (["-g", GREETING.decode()], None,
+                r"no greeting: closed by the server after 0 of its 29 "
+                r"bytes"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_GREETINGS))
+def test_a_wrong_or_missing_greeting_is_an_error(zn_load, greeter, case):
+    args, frame, message = WRONG_GREETINGS[case]
+    port, _ = greeter(frame)
+    rc, result, err = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 10, *args,
+                               f"127.0.0.1:{port}")
+    assert rc == 1
+    assert result["errors"] == 10  # every connection, none measured
+    assert result["messages"] == 0
+    assert len(re.findall(r"greeting", err)) == 1, err  # one example
+    assert re.search(message, err), err
+
+
+def test_idle_mode_takes_the_greeting(zn_load, greeter):
+    """Idle connections hold no unread bytes: with -g the greeting is taken
+    before the idle line; without it, it is bytes nobody asked for."""
+    port, _ = greeter()
+    rc, result, err = run_load(zn_load, "-I", "-c", 10, "-d", 0.5,
+                               "-g", GREETING.decode(), f"127.0.0.1:{port}")
+    assert rc == 0, err
+    assert result == {"mode": "idle", "connections": 10, "errors": 0}
+
+    rc, _, err = run_load(zn_load, "-I", "-c", 10, "-d", 0.5,
+                          f"127.0.0.1:{port}")
+    assert rc == 1
+    assert "idle connection got bytes nobody asked for" in err, err
+
+
+def load_run_py():
+    spec = importlib.util.spec_from_file_location(
+        "bench_run", ROOT / "bench" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_py_expects_the_greeting_from_v09_on():
+    """bench/run.py gives zn-load -g for v0.9 and later (v1.0 included),
+    and v0.5's reply id; stages compare as numbers, not as strings."""
+    run = load_run_py()
+    greet = ["-G", "2", "-g", "DoConnection BEGIN..."]
+    assert run.expect_args("v0.5") == ["-r", "1"]
+    assert run.expect_args("v0.8") == ["-r", "0"]
+    assert run.expect_args("ref") == ["-r", "0"]
+    assert run.expect_args("v0.9") == ["-r", "0"] + greet
+    assert run.expect_args("v1.0") == ["-r", "0"] + greet
+    assert run.stage_of("v0.10") > run.stage_of("v0.9")
+    assert run.stage_of("v1.0") > run.stage_of("v0.10")
