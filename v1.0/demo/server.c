@@ -191,12 +191,14 @@ static void greet(struct zn_conn *conn, void *data)
 
 /*
  * Log one property, escaped: keys and values come from the client. A long
- * value is cut, ending with "...".
+ * value is cut, ending with "...". The buffers are sized so that the whole
+ * line fits in one log line (zn_log.c cuts at 1 KiB, silently): the
+ * escaped key takes at most 256 characters, the value at most 511.
  */
 static int log_property(const char *key, const void *value, size_t len,
                         void *arg)
 {
-    char k[4 * ZN_MAX_PROPERTY_KEY + 1], v[1024];
+    char k[4 * ZN_MAX_PROPERTY_KEY + 1], v[512];
 
     zn_info("conn %u property %s=%s", zn_conn_id(arg),
             zn_log_escape(key, strlen(key), k, sizeof(k)),
