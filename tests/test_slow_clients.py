@@ -151,20 +151,21 @@ def nonreader(port, first_seq=0):
 
 # ---- a. a slow but steady reader --------------------------------------------
 
-STEADY_REQUESTS = 200
+STEADY_REQUESTS = 150
 STEADY_SIZE = 64 * 1024
 STEADY_RATE = 10e6  # bytes per second: a link of 80 Mbit/s
 STEADY_CHAN = 64
 
 
-@pytest.mark.parametrize("pool", [0, 1, 10])
+@pytest.mark.parametrize("pool", [0, 10])
 def test_a_steady_slow_reader_gets_every_byte(stage, big_server, pool):
     """MaxMsgChanLen 64 (the default 1024 would hold every reply at
-    once), WorkerPoolSize 0, 1 or 10. One client pipelines 200 requests
+    once), WorkerPoolSize 0 or 10 (the 1 MB/s test below runs one worker).
+    One client pipelines 150 requests
     for 64 KiB replies in one write, half-closes, and then reads at a
     steady 10 MB/s (16 KiB at a time, never pausing more than a couple of
     milliseconds), as a client behind an 80 Mbit/s link would.
-    It must get all 400 replies byte for byte (id 10 with the 64 KiB, id
+    It must get all 300 replies byte for byte (id 10 with the 64 KiB, id
     11 with the seq, in request order), then a FIN, and the server must
     not call it too slow.
 
@@ -296,7 +297,7 @@ def test_stop_with_clients_that_never_read_is_quick(stage, big_server):
 
 def test_clients_that_never_read_do_not_stall_the_others(stage, big_server):
     """WorkerPoolSize 1 (every client shares the one worker), MaxMsgChanLen
-    1. A ping client does lockstep round trips (msg id 0) for 2 s while 20
+    1. A ping client does lockstep round trips (msg id 0) for 1.5 s while 20
     clients like those of the stop test (8 requests for 1 MiB replies, a 4
     KiB receive buffer, never read) arrive one after another over the
     first second. Then:
@@ -337,7 +338,7 @@ def test_clients_that_never_read_do_not_stall_the_others(stage, big_server):
     comer = threading.Thread(target=arrive)
     comer.start()
     try:
-        end = time.monotonic() + 2.0
+        end = time.monotonic() + 1.5
         while time.monotonic() < end:
             t = time.monotonic()
             pinger.sendall(pack(0, b"ping %d" % len(latencies)))
@@ -404,19 +405,23 @@ def test_clients_that_never_read_do_not_stall_the_others(stage, big_server):
 
 # ---- d. several senders, one too-slow line ----------------------------------
 
+RUNS = 12  # of multi_send, per stage
+
+
 def test_one_too_slow_line_per_connection(stage, tmp_path):
     """tests/api/multi_send.c: four threads send on one started connection
     whose client never reads, MaxMsgChanLen 2; the channel fills and the
     senders' waits for room run out at nearly the same moment. The
     connection must be stopped once: exactly one `conn 0: too slow` WARN
     line and exactly one `conn 0 stopped` (from v0.9, a connection without
-    a server says `closed`) per run, in each of 20 runs.
+    a server says `closed`) per run, in each of RUNS runs.
     Checking `closed` and then stopping is not enough: two senders can
-    both see it false and both log. (Twenty runs: the race shows in a
-    good share of runs, rarely in every one.)"""
+    both see it false and both log. (Twelve runs: the race shows in a
+    good share of runs, rarely in every one, and the same code runs in
+    every stage from v0.8.)"""
     exe = build_api(stage, "multi_send", tmp_path)
     bad = []
-    for run in range(20):
+    for run in range(RUNS):
         try:
             p = subprocess.run([str(exe)], capture_output=True, text=True,
                                timeout=30 * slowdown(stage))
@@ -429,4 +434,5 @@ def test_one_too_slow_line_per_connection(stage, tmp_path):
                 slow != 1 or stopped != 1:
             bad.append(f"run {run}: exit {p.returncode}, {slow} too-slow "
                        f"lines, {stopped} stopped lines:\n{out}")
-    assert not bad, f"{len(bad)} of 20 runs went wrong; the first:\n{bad[0]}"
+    assert not bad, \
+        f"{len(bad)} of {RUNS} runs went wrong; the first:\n{bad[0]}"
