@@ -93,14 +93,14 @@ struct zn_conn *zn_conn_new(struct zn_server *server, int fd, uint32_t id,
         return NULL;
     c->out = zn_chan_new(zn_global.max_msg_chan_len);
     c->props = zn_map_new();
-    if (c->out == NULL || c->props == NULL) {
+    if (c->out == NULL || c->props == NULL ||
+        pthread_rwlock_init(&c->props_lock, NULL) != 0) {
         zn_chan_free(c->out, NULL);
         zn_map_free(c->props, NULL);
         free(c);
         errno = ENOMEM;
         return NULL;
     }
-    pthread_rwlock_init(&c->props_lock, NULL);
     c->fd = fd;
     c->id = id;
     atomic_init(&c->refs, 1);

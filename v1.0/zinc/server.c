@@ -275,10 +275,16 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
         zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
     conn = zn_conn_new(s, fd, s->next_id++, sa, len, s->handler);
-    if (conn == NULL || zn_connmgr_add(s->conns, conn) < 0) {
+    if (conn == NULL) {
         zn_error("[%s] out of memory for a connection", s->name);
-        if (conn == NULL)
-            close(fd);
+        close(fd);
+        return;
+    }
+    /* -EEXIST only if ids wrapped around 2^32 onto a live connection. */
+    rc = zn_connmgr_add(s->conns, conn);
+    if (rc < 0) {
+        zn_error("conn %u: cannot list it: %s", zn_conn_id(conn),
+                 zn_strerror(-rc));
         zn_conn_release(conn);
         return;
     }
