@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,7 +44,47 @@ int zn_addr_parse_port(const char *text, uint16_t *port)
     return 0;
 }
 
+/*
+ * connect() fd to addr, waiting at most timeout_ms (negative: as long as
+ * connect() takes). A non-blocking connect() returns EINPROGRESS at once;
+ * the socket becomes writable when the handshake is over, and SO_ERROR
+ * then tells how it went. Returns 0 or -1 with errno set.
+ */
+static int connect_timed(int fd, const struct sockaddr *addr, socklen_t len,
+                         int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    socklen_t elen = sizeof(int);
+    int err = 0, n;
+
+    if (timeout_ms < 0)
+        return connect(fd, addr, len);
+    if (zn_fd_set_nonblock(fd, true) < 0)
+        return -1;
+    if (connect(fd, addr, len) < 0) {
+        if (errno != EINPROGRESS)
+            return -1;
+        do
+            n = poll(&p, 1, timeout_ms);
+        while (n < 0 && errno == EINTR);
+        if (n == 0)
+            errno = ETIMEDOUT;
+        if (n <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+            return -1;
+        if (err != 0) {
+            errno = err;
+            return -1;
+        }
+    }
+    return zn_fd_set_nonblock(fd, false);
+}
+
 int zn_addr_dial(const char *hostport)
+{
+    return zn_addr_dial_timeout(hostport, -1);
+}
+
+int zn_addr_dial_timeout(const char *hostport, int timeout_ms)
 {
     struct addrinfo hints = {0}, *res, *ai;
     char host[ZN_ADDR_STRLEN];
@@ -76,7 +117,7 @@ int zn_addr_dial(const char *hostport)
             err = errno;
             continue;
         }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        if (connect_timed(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms) == 0)
             break;
         err = errno;
         close(fd);

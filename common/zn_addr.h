@@ -32,4 +32,11 @@ int zn_addr_parse_port(const char *text, uint16_t *port);
  */
 int zn_addr_dial(const char *hostport);
 
+/*
+ * zn_addr_dial(), giving up on each address after timeout_ms (negative:
+ * no limit) with -ETIMEDOUT. The socket returned is blocking, as with
+ * zn_addr_dial().
+ */
+int zn_addr_dial_timeout(const char *hostport, int timeout_ms);
+
 #endif
