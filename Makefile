@@ -1,6 +1,7 @@
 # zinc -- a zinx-style TCP server framework in C, taught in ten stages.
 #
-#   make                          build common/ and every stage
+#   make                          build common/, every stage, the client
+#                                 library and build/zc (client/)
 #   make demo [STAGE=v0.3]        run a stage's demo server and client
 #   make test [STAGE=v0.3]        run the black-box suite (all built stages)
 #   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
@@ -24,7 +25,7 @@ BUILD  := $(or $(STAGE),$(STAGES))
 TO     ?= $(LATEST)
 FROM   ?= $(shell printf '%s\n' $(STAGES) | sed -n '/^$(TO)$$/q;p' | tail -n 1)
 
-all: common $(BUILD) bench-tools
+all: common $(BUILD) bench-tools client
 
 common:
 	$(MAKE) -C common SAN=$(SAN)
@@ -36,6 +37,11 @@ $(STAGES):
 # smoke tests.
 bench-tools:
 	$(MAKE) -C bench SAN=$(SAN)
+
+# The client library and zc (client/), with zc copied to build/zc.
+client:
+	$(MAKE) -C client SAN=$(SAN)
+	@mkdir -p build && cp client/build/zc build/zc
 
 # A benchmark, not a test: it measures a plain build (no SAN=), and its
 # numbers mean something only next to each other, from one run.
@@ -61,8 +67,10 @@ compile_commands.json:
 clean:
 	$(MAKE) -C common clean
 	$(MAKE) -C bench clean
+	$(MAKE) -C client clean
+	rm -rf build
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done
 	rm -f compile_commands.json
 
-.PHONY: all common $(STAGES) bench-tools bench test demo diff clean \
+.PHONY: all common $(STAGES) bench-tools client bench test demo diff clean \
 	compile_commands.json

@@ -1,0 +1,1002 @@
+/*
+ * zc -- talk to a zinc server from the shell, through the client library
+ * (zn_client.h).
+ *
+ *     zc 127.0.0.1:8999 send 1 hi                 one request, its reply
+ *     zc 127.0.0.1:8999 send 3 user=ada 4 user    a session, in order
+ *     zc 127.0.0.1:8999 watch                     every frame that comes
+ *     zc 127.0.0.1:8999 ping -n 1000 -c 4         round trips and latency
+ *     zc 127.0.0.1:8999 raw hello                 v0.1-v0.4: plain bytes
+ *
+ * `zc --help` prints the whole usage (usage_text below). Every message of
+ * one zc command goes over one connection, so a v1.0 property set by one
+ * `send` is there for the next message of the same command, not for the
+ * next command.
+ *
+ * The reply to a message is the next frame with the reply id (--reply,
+ * by default the id sent): the library hands every other frame, such as
+ * the greeting of v0.9 on (id 2, sent on connect), to a callback that
+ * prints it on stderr with -v and otherwise ignores it. `watch` takes
+ * every frame instead, from the library's queue of unsolicited frames
+ * (zn_client_recv()). `raw` does not use the library: v0.1-v0.4 have no
+ * framing, so it writes the bytes on a plain socket and prints what comes
+ * back until the server closes or stays silent for --timeout seconds.
+ *
+ * Bodies are printed escaped, as zinc's servers log client bytes: bytes
+ * outside ' '..'~' as \xHH and a backslash as \\ (zn_log_escape()), so a
+ * body with a NUL or an escape sequence cannot garble the terminal and a
+ * printed line is always exactly one frame.
+ *
+ * Exit status: 0 success, 1 a failed exchange (refused, timed out,
+ * connection lost, a frame over the size limit), 2 bad arguments.
+ *
+ * The arguments are parsed by hand rather than with getopt(): the body of
+ * a message (TEXT, --hex HEX or --file F) belongs to the ID in front of
+ * it, an order getopt() does not keep, and POSIX getopt() stops at the
+ * first operand while zc takes options anywhere (`send 0 hi --reply 1`).
+ */
+#include "zn_client.h"
+
+#include "zn_addr.h"
+#include "zn_io.h"
+#include "zn_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ZC_MAX_FRAME 65536 /* the library's default max_frame, stated */
+#define ZC_TIMEOUT 2.0 /* seconds: connect, and each reply */
+#define ZC_RAW_SILENCE 0.5 /* seconds of silence that end `raw` */
+#define ZC_MAX_SECONDS 86400.0 /* a day is plenty for any --timeout */
+#define ZC_PING_COUNT 100 /* -n by default */
+#define ZC_MAX_PING_COUNT 1000000 /* 8 MB of latencies, kept to sort */
+#define ZC_MAX_CONNS 1000 /* -c: two threads each, the pinger and reader */
+#define ZC_WATCH_QUEUE 1024 /* frames `watch` may fall behind by */
+
+static const char usage_text[] =
+    "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
+    "       zc [options] HOST:PORT watch [ID BODY]...\n"
+    "       zc [options] HOST:PORT ping [-n N] [-c CONNS] [-i ID] [BODY]\n"
+    "       zc [options] HOST:PORT raw BODY\n"
+    "\n"
+    "  send   send each message (MsgID ID) in turn on one connection, wait\n"
+    "         for its reply and print the reply's body on a line\n"
+    "  watch  send the messages, if any, then print every frame that\n"
+    "         arrives as \"id N, LEN bytes: BODY\", until the server closes\n"
+    "         the connection (exit 0), Ctrl-C, or --timeout SEC of silence\n"
+    "         (exit 0; without --timeout it waits as long as it takes)\n"
+    "  ping   N round trips in all, over CONNS connections, each with its\n"
+    "         own client and thread, one request at a time; BODY defaults\n"
+    "         to \"ping\". Prints the round trips, the errors, round trips\n"
+    "         per second and min/p50/p99/max latency in microseconds. A\n"
+    "         connection stops at its first error; exit 1 if any failed\n"
+    "  raw    for v0.1-v0.4 (no framing): write BODY's bytes as they are\n"
+    "         and print what comes back until the server closes or stays\n"
+    "         silent for --timeout SEC (here 0.5 by default)\n"
+    "\n"
+    "BODY is TEXT, --hex HEX (two hex digits a byte, e.g. 00ff10) or\n"
+    "--file F (F = - reads standard input). Put -- before a TEXT that\n"
+    "starts with '-': no option is read after it.\n"
+    "\n"
+    "options (anywhere on the line):\n"
+    "  -t, --timeout SEC  wait at most SEC seconds (fractions allowed) to\n"
+    "                     connect and for each reply (default 2)\n"
+    "  -r, --reply RID    the reply is the next frame with id RID (default:\n"
+    "                     the id sent; v0.5's demo answers with id 1)\n"
+    "  -i, --id ID        ping: the MsgID to send (default 0)\n"
+    "  -n, --count N      ping: round trips in all (default 100, at most\n"
+    "                     1000000)\n"
+    "  -c, --conns CONNS  ping: connections (default 1, at most 1000)\n"
+    "  -v, --verbose      notes on stderr: each exchange's id, size and\n"
+    "                     time, frames that are not replies (the greeting\n"
+    "                     of v0.9 on), why watch or raw ended\n"
+    "  -h, --help         this text\n"
+    "\n"
+    "A frame whose id is not the reply id is never taken for the reply:\n"
+    "send prints it on stderr with -v and ignores it otherwise. Bodies are\n"
+    "printed escaped: bytes outside ' '..'~' as \\xHH, a backslash as \\\\\n"
+    "(raw keeps line breaks). Frames larger than 65536 bytes are refused\n"
+    "both ways. Exit status: 0 success, 1 a failed exchange (refused,\n"
+    "timed out, connection lost, a frame too large), 2 bad arguments.\n"
+    "Example: zc 127.0.0.1:8999 send 1 hi\n";
+
+/* The first lines of usage_text, for an argument error. */
+static const char usage_short[] =
+    "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
+    "       zc [options] HOST:PORT watch [ID BODY]...\n"
+    "       zc [options] HOST:PORT ping [-n N] [-c CONNS] [-i ID] [BODY]\n"
+    "       zc [options] HOST:PORT raw BODY\n"
+    "Run zc --help for more.\n";
+
+/* One message to send: its MsgID (not for ping and raw) and body. */
+struct zc_msg {
+    uint32_t id; /* MsgID */
+    unsigned char *data; /* the body, malloc()ed (NULL when empty) */
+    size_t len; /* bytes of data */
+};
+
+/* The command line, parsed. */
+struct zc_args {
+    const char *addr; /* HOST:PORT as given, for messages */
+    const char *cmd; /* "send", "watch", "ping" or "raw" */
+    double timeout; /* -t: seconds, or -1 when not given */
+    bool verbose; /* -v */
+    bool has_reply; /* -r given */
+    uint32_t reply; /* -r: the reply id */
+    uint32_t ping_id; /* -i: ping's MsgID */
+    unsigned long count; /* -n: ping's round trips */
+    unsigned long conns; /* -c: ping's connections */
+    struct zc_msg *msgs; /* the messages, in order */
+    size_t nmsgs; /* how many */
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                      */
+/* ------------------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Seconds as whole milliseconds for the library, at least 1. */
+static int to_ms(double sec)
+{
+    double ms = sec * 1000.0 + 0.5;
+
+    return ms < 1.0 ? 1 : (int)ms;
+}
+
+/*
+ * Print len bytes escaped (zn_log_escape()), a piece at a time so that no
+ * buffer grows with the body. With keep_newlines a '\n' is printed as a
+ * line break rather than \x0a (raw's text of v0.3's three lines).
+ */
+static void print_escaped(FILE *out, const unsigned char *p, size_t len,
+                          bool keep_newlines)
+{
+    char buf[4 * 256 + 1]; /* \xHH for each of 256 bytes, and the NUL */
+
+    while (len > 0) {
+        size_t n = len < 256 ? len : 256;
+        const unsigned char *nl = keep_newlines ? memchr(p, '\n', n) : NULL;
+
+        if (nl != NULL)
+            n = (size_t)(nl - p);
+        fputs(zn_log_escape(p, n, buf, sizeof(buf)), out);
+        if (nl != NULL) {
+            fputc('\n', out);
+            n++;
+        }
+        p += n;
+        len -= n;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing the command line                                           */
+/* ------------------------------------------------------------------ */
+
+/* Print why the arguments are wrong, and the short usage; exit 2. */
+static void bad_args(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void bad_args(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("zc: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fputs(usage_short, stderr);
+    exit(2);
+}
+
+/*
+ * A whole decimal number in [min, max]: digits only, since strtoul()
+ * alone takes " 5", "-1" (as a huge number) and "5x".
+ */
+static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
+                        unsigned long *out)
+{
+    unsigned long long v = 0;
+
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long long)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    if (v < min)
+        return false;
+    *out = (unsigned long)v;
+    return true;
+}
+
+static uint32_t parse_id(const char *s, const char *what)
+{
+    unsigned long v;
+
+    if (!parse_ulong(s, 0, UINT32_MAX, &v))
+        bad_args("%s '%s': want a MsgID, 0 to 4294967295", what, s);
+    return (uint32_t)v;
+}
+
+/* Seconds, fractions allowed, more than 0 and at most a day. */
+static double parse_seconds(const char *s)
+{
+    char *end = NULL;
+    double v = -1;
+
+    /* strtod() would take a sign, "inf", "nan" and hex: refuse them. */
+    if (((*s >= '0' && *s <= '9') || *s == '.') && strpbrk(s, "xX") == NULL)
+        v = strtod(s, &end);
+    if (end == NULL || *end != '\0' || !(v > 0 && v <= ZC_MAX_SECONDS))
+        bad_args("--timeout '%s': want seconds, more than 0 and at most "
+                 "86400",
+                 s);
+    return v;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The body --hex HEX names: two hex digits a byte, nothing else. */
+static void parse_hex(const char *s, struct zc_msg *m)
+{
+    size_t n = strlen(s);
+
+    if (n % 2 != 0)
+        bad_args("--hex '%s': an odd number of hex digits", s);
+    m->len = n / 2;
+    m->data = m->len > 0 ? malloc(m->len) : NULL;
+    if (m->len > 0 && m->data == NULL)
+        bad_args("out of memory");
+    for (size_t i = 0; i < m->len; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            bad_args("--hex '%s': '%c' is not a hex digit", s,
+                     hi < 0 ? s[2 * i] : s[2 * i + 1]);
+        m->data[i] = (unsigned char)(hi << 4 | lo);
+    }
+}
+
+/*
+ * The body --file F names ("-": standard input). A file larger than a
+ * frame may be is read only that far: the exchange fails with exit 1
+ * (too large), after the arguments are known to be right.
+ */
+static void read_body_file(const char *path, struct zc_msg *m)
+{
+    size_t cap = 4096, limit = (size_t)ZC_MAX_FRAME + 1;
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
+    ssize_t n;
+
+    if (fd < 0)
+        bad_args("--file %s: %s", path, zn_strerror(errno));
+    m->len = 0;
+    m->data = malloc(cap);
+    if (m->data == NULL)
+        bad_args("out of memory");
+    while (m->len < limit) {
+        if (m->len == cap) {
+            unsigned char *p = realloc(m->data, cap * 2);
+
+            if (p == NULL)
+                bad_args("out of memory");
+            m->data = p;
+            cap *= 2;
+        }
+        n = zn_read(fd, m->data + m->len, (cap < limit ? cap : limit) - m->len);
+        if (n < 0)
+            bad_args("--file %s: %s", path, zn_strerror(errno));
+        if (n == 0)
+            break;
+        m->len += (size_t)n;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+}
+
+/*
+ * HOST:PORT that can be dialled: a port from 1 to 65535 and a host that
+ * resolves, checked now so that a typo is an argument error (exit 2)
+ * rather than a failed exchange.
+ */
+static void check_addr(const char *addr)
+{
+    struct addrinfo hints = {0}, *res;
+    const char *colon = strrchr(addr, ':');
+    char host[ZN_ADDR_STRLEN];
+    size_t hlen = colon != NULL ? (size_t)(colon - addr) : 0;
+    uint16_t port;
+    int rc;
+
+    if (colon == NULL || zn_addr_parse_port(colon + 1, &port) < 0 ||
+        port == 0 || hlen == 0 || hlen >= sizeof(host))
+        bad_args("bad address '%s': want HOST:PORT, e.g. 127.0.0.1:8999", addr);
+    if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
+        addr++; /* "[::1]:8999" */
+        hlen -= 2;
+    }
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0)
+        bad_args("bad address '%s': %s", host, gai_strerror(rc));
+    freeaddrinfo(res);
+}
+
+/* The options that take a value, short and long ("": none). */
+static bool takes_value(const char *opt)
+{
+    static const char *const names[][2] = {
+        {"-t", "--timeout"}, {"-r", "--reply"}, {"-i", "--id"},
+        {"-n", "--count"},   {"-c", "--conns"}, {"", "--hex"},
+        {"", "--file"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(opt, names[i][0]) == 0 || strcmp(opt, names[i][1]) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * -h anywhere before "--" (and not as an option's value) asks for the
+ * usage, whatever else the line holds.
+ */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+        if (takes_value(argv[i]))
+            i++;
+    }
+    return false;
+}
+
+/* What a word of the command line is, once options are taken out. */
+enum zc_item_kind { ZC_WORD, ZC_HEX, ZC_FILE };
+
+struct zc_item {
+    enum zc_item_kind kind;
+    const char *text; /* the word, or --hex's or --file's value */
+};
+
+/* Turn a body item into m's body. */
+static void take_body(const struct zc_item *it, struct zc_msg *m,
+                      bool *stdin_used)
+{
+    if (it->kind == ZC_HEX) {
+        parse_hex(it->text, m);
+    } else if (it->kind == ZC_FILE) {
+        if (strcmp(it->text, "-") == 0) {
+            if (*stdin_used)
+                bad_args("--file - reads standard input, once only");
+            *stdin_used = true;
+        }
+        read_body_file(it->text, m);
+    } else {
+        m->len = strlen(it->text);
+        m->data = m->len > 0 ? malloc(m->len) : NULL;
+        if (m->len > 0 && m->data == NULL)
+            bad_args("out of memory");
+        if (m->len > 0)
+            memcpy(m->data, it->text, m->len);
+    }
+}
+
+/*
+ * Parse argv into a. The words that are not options (and --hex and
+ * --file, which stand for a body) are collected in order first; then the
+ * address, the subcommand and the subcommand's words are read from them.
+ * Exits 2 on any mistake.
+ */
+static void parse_args(int argc, char **argv, struct zc_args *a)
+{
+    struct zc_item *items = calloc((size_t)argc, sizeof(*items));
+    bool no_opts = false, stdin_used = false;
+    bool given_n = false, given_c = false, given_i = false;
+    size_t nitems = 0, k;
+
+    if (items == NULL)
+        bad_args("out of memory");
+    *a = (struct zc_args){.timeout = -1, .count = ZC_PING_COUNT, .conns = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = NULL, *eq;
+        char name[16];
+
+        if (no_opts || arg[0] != '-' || arg[1] == '\0') {
+            items[nitems++] = (struct zc_item){ZC_WORD, arg};
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            no_opts = true;
+            continue;
+        }
+        /* "--timeout=2" is "--timeout 2"; "-t2" is "-t 2". */
+        snprintf(name, sizeof(name), "%s", arg);
+        eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
+        if (eq != NULL && (size_t)(eq - arg) < sizeof(name)) {
+            name[eq - arg] = '\0';
+            val = eq + 1;
+        } else if (arg[1] != '-' && arg[2] != '\0') {
+            name[2] = '\0';
+            val = arg + 2;
+        }
+        if (strcmp(name, "-v") == 0 || strcmp(name, "--verbose") == 0) {
+            if (val != NULL)
+                bad_args("%s takes no value", name);
+            a->verbose = true;
+            continue;
+        }
+        if (!takes_value(name))
+            bad_args("unknown option '%s'", arg);
+        if (val == NULL) {
+            if (i + 1 == argc)
+                bad_args("%s needs a value", name);
+            val = argv[++i];
+        }
+        if (strcmp(name, "--hex") == 0) {
+            items[nitems++] = (struct zc_item){ZC_HEX, val};
+        } else if (strcmp(name, "--file") == 0) {
+            items[nitems++] = (struct zc_item){ZC_FILE, val};
+        } else if (name[1] == 't' || strcmp(name, "--timeout") == 0) {
+            a->timeout = parse_seconds(val);
+        } else if (name[1] == 'r' || strcmp(name, "--reply") == 0) {
+            a->reply = parse_id(val, "--reply");
+            a->has_reply = true;
+        } else if (name[1] == 'i' || strcmp(name, "--id") == 0) {
+            a->ping_id = parse_id(val, "--id");
+            given_i = true;
+        } else if (name[1] == 'n' || strcmp(name, "--count") == 0) {
+            if (!parse_ulong(val, 1, ZC_MAX_PING_COUNT, &a->count))
+                bad_args("-n '%s': want 1 to %d round trips", val,
+                         ZC_MAX_PING_COUNT);
+            given_n = true;
+        } else {
+            if (!parse_ulong(val, 1, ZC_MAX_CONNS, &a->conns))
+                bad_args("-c '%s': want 1 to %d connections", val,
+                         ZC_MAX_CONNS);
+            given_c = true;
+        }
+    }
+
+    if (nitems == 0 || items[0].kind != ZC_WORD)
+        bad_args("no HOST:PORT given");
+    if (nitems == 1 || items[1].kind != ZC_WORD)
+        bad_args("no subcommand given (send, watch, ping or raw)");
+    a->addr = items[0].text;
+    a->cmd = items[1].text;
+    if (strcmp(a->cmd, "send") != 0 && strcmp(a->cmd, "watch") != 0 &&
+        strcmp(a->cmd, "ping") != 0 && strcmp(a->cmd, "raw") != 0)
+        bad_args("unknown subcommand '%s' (send, watch, ping or raw)", a->cmd);
+    if ((given_n || given_c || given_i) && strcmp(a->cmd, "ping") != 0)
+        bad_args("-n, -c and -i are for ping only");
+    if (a->has_reply && strcmp(a->cmd, "send") != 0 &&
+        strcmp(a->cmd, "ping") != 0)
+        bad_args("--reply is for send and ping only");
+    check_addr(a->addr);
+
+    a->msgs = calloc((size_t)argc, sizeof(*a->msgs));
+    if (a->msgs == NULL)
+        bad_args("out of memory");
+    k = 2;
+    if (strcmp(a->cmd, "send") == 0 || strcmp(a->cmd, "watch") == 0) {
+        /* ID BODY pairs: send needs one at least, watch none. */
+        while (k < nitems) {
+            struct zc_msg *m = &a->msgs[a->nmsgs++];
+
+            if (items[k].kind != ZC_WORD)
+                bad_args("%s: a body (--%s) without an ID before it", a->cmd,
+                         items[k].kind == ZC_HEX ? "hex" : "file");
+            m->id = parse_id(items[k].text, "ID");
+            if (k + 1 == nitems)
+                bad_args("%s: ID %s has no body (TEXT, --hex or --file)",
+                         a->cmd, items[k].text);
+            take_body(&items[k + 1], m, &stdin_used);
+            k += 2;
+        }
+        if (a->nmsgs == 0 && strcmp(a->cmd, "send") == 0)
+            bad_args("send: no ID and BODY given");
+    } else { /* ping and raw: one body, which ping may leave out */
+        if (nitems - k > 1)
+            bad_args("%s: one BODY only ('%s' is one too many)", a->cmd,
+                     items[k + 1].text);
+        if (nitems == k && strcmp(a->cmd, "raw") == 0)
+            bad_args("raw: no BODY given");
+        if (nitems == k) /* ping's default body */
+            items[nitems++] = (struct zc_item){ZC_WORD, "ping"};
+        a->nmsgs = 1;
+        take_body(&items[k], &a->msgs[0], &stdin_used);
+        a->msgs[0].id = a->ping_id;
+    }
+    free(items);
+}
+
+static void free_args(struct zc_args *a)
+{
+    for (size_t i = 0; i < a->nmsgs; i++)
+        free(a->msgs[i].data);
+    free(a->msgs);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors in words                                                    */
+/* ------------------------------------------------------------------ */
+
+/* When an error happened: how to say it depends on it. */
+enum zc_phase {
+    ZC_CONNECTING, /* while connecting */
+    ZC_WAITING, /* after: sending, or waiting for a reply or a frame */
+};
+
+/*
+ * Write why an exchange failed (err, a negative errno from the library)
+ * into buf, without the "zc: " in front: "connection refused
+ * (127.0.0.1:1)", "timed out after 2 s waiting for id 1", ...
+ */
+static void describe(const struct zc_args *a, int err, enum zc_phase phase,
+                     uint32_t reply_id, char *buf, size_t size)
+{
+    double sec = a->timeout > 0 ? a->timeout : ZC_TIMEOUT;
+
+    switch (-err) {
+    case ECONNREFUSED:
+        snprintf(buf, size, "connection refused (%s)", a->addr);
+        break;
+    case ETIMEDOUT:
+        if (phase == ZC_CONNECTING)
+            snprintf(buf, size, "timed out after %g s connecting to %s", sec,
+                     a->addr);
+        else
+            snprintf(buf, size, "timed out after %g s waiting for id %" PRIu32,
+                     sec, reply_id);
+        break;
+    case ECONNRESET:
+        snprintf(buf, size,
+                 "connection lost: closed or reset by the server (%s)",
+                 a->addr);
+        break;
+    case EPROTO:
+        snprintf(buf, size,
+                 "connection lost: the server sent a frame larger than %d "
+                 "bytes",
+                 ZC_MAX_FRAME);
+        break;
+    case EMSGSIZE:
+        snprintf(buf, size, "a body larger than %d bytes cannot be sent",
+                 ZC_MAX_FRAME);
+        break;
+    default:
+        snprintf(buf, size, "%s%s (%s)",
+                 phase == ZC_CONNECTING ? "cannot connect: "
+                                        : "connection lost: ",
+                 zn_strerror(-err), a->addr);
+    }
+}
+
+static void report(const struct zc_args *a, int err, enum zc_phase phase,
+                   uint32_t reply_id)
+{
+    char msg[256];
+
+    describe(a, err, phase, reply_id, msg, sizeof(msg));
+    fprintf(stderr, "zc: %s\n", msg);
+}
+
+/* A body over the frame limit fails before any connection (exit 1). */
+static bool bodies_fit(const struct zc_args *a)
+{
+    for (size_t i = 0; i < a->nmsgs; i++) {
+        if (a->msgs[i].len > ZC_MAX_FRAME) {
+            report(a, -EMSGSIZE, ZC_WAITING, 0);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The --timeout for connecting and replies, in ms. */
+static int timeout_ms(const struct zc_args *a)
+{
+    return to_ms(a->timeout > 0 ? a->timeout : ZC_TIMEOUT);
+}
+
+/* ------------------------------------------------------------------ */
+/* send                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The library's on_frame callback: a frame that is no reply (v0.9's
+ * greeting, or one with an id nobody waits for). On the reader thread;
+ * stderr's lock keeps the line whole.
+ */
+static void note_frame(const struct zn_frame *f, void *arg)
+{
+    const struct zc_args *a = arg;
+
+    if (!a->verbose)
+        return;
+    flockfile(stderr);
+    fprintf(stderr,
+            "zc: not a reply: id %" PRIu32 ", %" PRIu32 " bytes: ", f->id,
+            f->len);
+    print_escaped(stderr, f->data, f->len, false);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+}
+
+/* One connection, each message in turn, each reply's body on a line. */
+static int cmd_send(const struct zc_args *a)
+{
+    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
+                                  .max_frame = ZC_MAX_FRAME,
+                                  .on_frame = note_frame,
+                                  .arg = (void *)a};
+    struct zn_client *c;
+    int rc, status = 0;
+
+    if (!bodies_fit(a))
+        return 1;
+    c = zn_client_new(a->addr, &o);
+    if (c == NULL) {
+        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
+        return 1;
+    }
+    /* Connect first, so that a timeout here is told apart from a reply's. */
+    rc = zn_client_connect(c);
+    if (rc < 0) {
+        report(a, rc, ZC_CONNECTING, 0);
+        zn_client_free(c);
+        return 1;
+    }
+    for (size_t i = 0; i < a->nmsgs; i++) {
+        const struct zc_msg *m = &a->msgs[i];
+        uint32_t rid = a->has_reply ? a->reply : m->id;
+        struct zn_frame *reply;
+        uint64_t t0 = now_ns();
+
+        rc = zn_client_request(c, m->id, m->data, (uint32_t)m->len, rid,
+                               timeout_ms(a), &reply);
+        if (rc < 0) {
+            report(a, rc, ZC_WAITING, rid);
+            status = 1;
+            break;
+        }
+        if (a->verbose)
+            fprintf(stderr,
+                    "zc: id %" PRIu32 ", %zu bytes -> id %" PRIu32 ", %" PRIu32
+                    " bytes in %.0f us\n",
+                    m->id, m->len, reply->id, reply->len,
+                    (double)(now_ns() - t0) / 1e3);
+        print_escaped(stdout, reply->data, reply->len, false);
+        putchar('\n');
+        fflush(stdout);
+        free(reply);
+    }
+    zn_client_free(c);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* watch                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Send the messages, if any, then print every frame as it comes. */
+static int cmd_watch(const struct zc_args *a)
+{
+    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
+                                  .max_frame = ZC_MAX_FRAME,
+                                  .max_queued = ZC_WATCH_QUEUE};
+    int silence = a->timeout > 0 ? to_ms(a->timeout) : -1;
+    struct zn_client *c;
+    struct zn_frame *f;
+    unsigned long dropped;
+    int rc, status = 0;
+
+    if (!bodies_fit(a))
+        return 1;
+    c = zn_client_new(a->addr, &o);
+    if (c == NULL) {
+        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
+        return 1;
+    }
+    rc = zn_client_connect(c);
+    if (rc < 0) {
+        report(a, rc, ZC_CONNECTING, 0);
+        zn_client_free(c);
+        return 1;
+    }
+    for (size_t i = 0; i < a->nmsgs && rc == 0; i++)
+        rc = zn_client_send(c, a->msgs[i].id, a->msgs[i].data,
+                            (uint32_t)a->msgs[i].len);
+    if (rc < 0) {
+        report(a, rc, ZC_WAITING, 0);
+        zn_client_free(c);
+        return 1;
+    }
+    /*
+     * No waiter ever stands in line here, so every frame, replies
+     * included, goes to the queue that zn_client_recv() takes from.
+     */
+    while ((rc = zn_client_recv(c, silence, &f)) == 0) {
+        printf("id %" PRIu32 ", %" PRIu32 " bytes: ", f->id, f->len);
+        print_escaped(stdout, f->data, f->len, false);
+        putchar('\n');
+        fflush(stdout); /* a watcher reads the lines as they come */
+        free(f);
+    }
+    if (rc == -ETIMEDOUT) {
+        if (a->verbose)
+            fprintf(stderr, "zc: nothing for %g s, done\n", a->timeout);
+    } else if (rc == -ECONNRESET) {
+        if (a->verbose)
+            fprintf(stderr, "zc: the server closed the connection\n");
+    } else {
+        report(a, rc, ZC_WAITING, 0);
+        status = 1;
+    }
+    dropped = zn_client_dropped(c);
+    if (dropped > 0)
+        fprintf(stderr, "zc: %lu frames dropped: zc fell %d frames behind\n",
+                dropped, ZC_WATCH_QUEUE);
+    zn_client_free(c);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* ping                                                               */
+/* ------------------------------------------------------------------ */
+
+/* One connection of a ping, run by its own thread. */
+struct zc_pinger {
+    const struct zc_args *a;
+    struct zn_client *c; /* this connection's own client */
+    unsigned idx; /* 0, 1, ... for messages */
+    unsigned long share; /* round trips to make */
+    uint64_t *lat; /* share slots: the latency of each, in ns */
+    unsigned long done; /* round trips made, the first done of lat */
+    int err; /* the error that stopped it, or 0 */
+    pthread_t thread;
+};
+
+static void *pinger_main(void *arg)
+{
+    struct zc_pinger *p = arg;
+    const struct zc_args *a = p->a;
+    const struct zc_msg *m = &a->msgs[0];
+    uint32_t rid = a->has_reply ? a->reply : m->id;
+    struct zn_frame *reply;
+    char msg[256];
+
+    while (p->done < p->share) {
+        uint64_t t0 = now_ns();
+        int rc = zn_client_request(p->c, m->id, m->data, (uint32_t)m->len, rid,
+                                   timeout_ms(a), &reply);
+
+        if (rc < 0) { /* this connection stops here */
+            p->err = rc;
+            describe(a, rc, ZC_WAITING, rid, msg, sizeof(msg));
+            fprintf(stderr, "zc: conn %u: %s\n", p->idx, msg);
+            break;
+        }
+        p->lat[p->done++] = now_ns() - t0;
+        free(reply);
+    }
+    return NULL;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+/* The pct-th percentile of n sorted values, nearest rank. */
+static double pct_us(const uint64_t *v, unsigned long n, unsigned pct)
+{
+    unsigned long rank =
+        (unsigned long)(((unsigned long long)pct * n + 99) / 100);
+
+    return (double)v[rank > 0 ? rank - 1 : 0] / 1e3;
+}
+
+/*
+ * Connect every client first (a handshake is not a round trip), then
+ * start one thread per connection, each making its share of the round
+ * trips, and merge what they measured.
+ */
+static int cmd_ping(const struct zc_args *a)
+{
+    unsigned long n = a->count, conns = a->conns < n ? a->conns : n;
+    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
+                                  .max_frame = ZC_MAX_FRAME};
+    struct zc_pinger *ps = calloc(conns, sizeof(*ps));
+    uint64_t *lat = malloc(n * sizeof(*lat));
+    unsigned long i, done = 0, errors = 0, started = 0, from = 0;
+    uint64_t t0, t1;
+    int rc, status = 1;
+
+    if (ps == NULL || lat == NULL) {
+        fprintf(stderr, "zc: out of memory\n");
+        goto out;
+    }
+    if (!bodies_fit(a))
+        goto out;
+    for (i = 0; i < conns; i++) {
+        struct zc_pinger *p = &ps[i];
+
+        *p = (struct zc_pinger){.a = a, .idx = (unsigned)i, .lat = lat + from};
+        p->share = n / conns + (i < n % conns);
+        from += p->share;
+        p->c = zn_client_new(a->addr, &o);
+        if (p->c == NULL) {
+            fprintf(stderr, "zc: %s\n", zn_strerror(errno));
+            goto out;
+        }
+        rc = zn_client_connect(p->c);
+        if (rc < 0) {
+            report(a, rc, ZC_CONNECTING, 0);
+            goto out;
+        }
+    }
+
+    t0 = now_ns();
+    for (; started < conns; started++) {
+        rc = pthread_create(&ps[started].thread, NULL, pinger_main,
+                            &ps[started]);
+        if (rc != 0) {
+            fprintf(stderr, "zc: cannot start a thread: %s\n", zn_strerror(rc));
+            errors++; /* the rest never run: counted as one error */
+            break;
+        }
+    }
+    for (i = 0; i < started; i++)
+        pthread_join(ps[i].thread, NULL);
+    t1 = now_ns();
+
+    /* Pack the latencies that were measured together, then sort them. */
+    for (i = 0; i < started; i++) {
+        memmove(lat + done, ps[i].lat, ps[i].done * sizeof(*lat));
+        done += ps[i].done;
+        errors += ps[i].err != 0;
+    }
+    qsort(lat, done, sizeof(*lat), cmp_u64);
+    printf("%lu of %lu round trips, %lu errors, %lu connections, %.3f s\n",
+           done, n, errors, conns, (double)(t1 - t0) / 1e9);
+    if (done > 0) {
+        printf("rate: %.0f round trips/s\n",
+               (double)done / ((double)(t1 - t0) / 1e9));
+        printf("latency (us): min %.0f, p50 %.0f, p99 %.0f, max %.0f\n",
+               (double)lat[0] / 1e3, pct_us(lat, done, 50),
+               pct_us(lat, done, 99), (double)lat[done - 1] / 1e3);
+    }
+    status = errors > 0 || done < n;
+out:
+    for (i = 0; ps != NULL && i < conns; i++)
+        zn_client_free(ps[i].c);
+    free(ps);
+    free(lat);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* raw                                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * No framing, no library: a plain socket, the body's bytes written as
+ * they are, and whatever comes back printed until the server closes or
+ * is silent for the timeout (0.5 s unless --timeout says otherwise).
+ */
+static int cmd_raw(const struct zc_args *a)
+{
+    const struct zc_msg *m = &a->msgs[0];
+    int silence = to_ms(a->timeout > 0 ? a->timeout : ZC_RAW_SILENCE);
+    struct pollfd pfd = {.events = POLLIN};
+    unsigned char buf[4096];
+    bool line_open = false; /* printed bytes not ended by a '\n' */
+    int fd, n, status = 0;
+    ssize_t got;
+
+    fd = zn_addr_dial_timeout(a->addr, timeout_ms(a));
+    if (fd < 0) {
+        report(a, fd, ZC_CONNECTING, 0);
+        return 1;
+    }
+    if (m->len > 0 && zn_writen(fd, m->data, m->len) < 0) {
+        report(a, -errno, ZC_WAITING, 0);
+        close(fd);
+        return 1;
+    }
+    pfd.fd = fd;
+    for (;;) {
+        n = poll(&pfd, 1, silence);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {
+            if (a->verbose)
+                fprintf(stderr, "zc: nothing for %g s, done\n",
+                        (double)silence / 1e3);
+            break;
+        }
+        got = n < 0 ? -1 : zn_read(fd, buf, sizeof(buf));
+        if (got == 0) {
+            if (a->verbose)
+                fprintf(stderr, "zc: the server closed the connection\n");
+            break;
+        }
+        if (got < 0) {
+            report(a, -errno, ZC_WAITING, 0);
+            status = 1;
+            break;
+        }
+        print_escaped(stdout, buf, (size_t)got, true);
+        line_open = buf[got - 1] != '\n';
+        fflush(stdout);
+    }
+    if (line_open)
+        putchar('\n');
+    close(fd);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct zc_args a;
+    int status;
+
+    if (wants_help(argc, argv)) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    parse_args(argc, argv, &a);
+    if (strcmp(a.cmd, "send") == 0)
+        status = cmd_send(&a);
+    else if (strcmp(a.cmd, "watch") == 0)
+        status = cmd_watch(&a);
+    else if (strcmp(a.cmd, "ping") == 0)
+        status = cmd_ping(&a);
+    else
+        status = cmd_raw(&a);
+    free_args(&a);
+    return status;
+}
