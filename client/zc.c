@@ -663,6 +663,32 @@ static void note_frame(const struct zn_frame *f, void *arg)
     funlockfile(stderr);
 }
 
+/*
+ * A client with options o, connected: connecting first tells a timeout
+ * there apart from a reply's. Returns NULL once the reason is printed.
+ */
+static struct zn_client *open_client(const struct zc_args *a,
+                                     const struct zn_client_options *o)
+{
+    struct zn_client *c;
+    int rc;
+
+    if (!bodies_fit(a))
+        return NULL;
+    c = zn_client_new(a->addr, o);
+    if (c == NULL) {
+        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
+        return NULL;
+    }
+    rc = zn_client_connect(c);
+    if (rc < 0) {
+        report(a, rc, ZC_CONNECTING, 0);
+        zn_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* One connection, each message in turn, each reply's body on a line. */
 static int cmd_send(const struct zc_args *a)
 {
@@ -673,20 +699,9 @@ static int cmd_send(const struct zc_args *a)
     struct zn_client *c;
     int rc, status = 0;
 
-    if (!bodies_fit(a))
+    c = open_client(a, &o);
+    if (c == NULL)
         return 1;
-    c = zn_client_new(a->addr, &o);
-    if (c == NULL) {
-        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
-        return 1;
-    }
-    /* Connect first, so that a timeout here is told apart from a reply's. */
-    rc = zn_client_connect(c);
-    if (rc < 0) {
-        report(a, rc, ZC_CONNECTING, 0);
-        zn_client_free(c);
-        return 1;
-    }
     for (size_t i = 0; i < a->nmsgs; i++) {
         const struct zc_msg *m = &a->msgs[i];
         uint32_t rid = a->has_reply ? a->reply : m->id;
@@ -729,21 +744,11 @@ static int cmd_watch(const struct zc_args *a)
     struct zn_client *c;
     struct zn_frame *f;
     unsigned long dropped;
-    int rc, status = 0;
+    int rc = 0, status = 0;
 
-    if (!bodies_fit(a))
+    c = open_client(a, &o);
+    if (c == NULL)
         return 1;
-    c = zn_client_new(a->addr, &o);
-    if (c == NULL) {
-        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
-        return 1;
-    }
-    rc = zn_client_connect(c);
-    if (rc < 0) {
-        report(a, rc, ZC_CONNECTING, 0);
-        zn_client_free(c);
-        return 1;
-    }
     for (size_t i = 0; i < a->nmsgs && rc == 0; i++)
         rc = zn_client_send(c, a->msgs[i].id, a->msgs[i].data,
                             (uint32_t)a->msgs[i].len);
