@@ -394,21 +394,28 @@ def tcp_queues(local_port, remote_port):
     return None
 
 
-def server_stalled(server, sock, settle=0.2):
-    """True when the server has stopped reading this client: bytes the
-    client sent wait unread in the server's socket, the client's own
-    receive buffer holds replies it has not read, and neither changes for
-    `settle` seconds (a measurement window, not a synchronisation)."""
+def _settled_queues(server, sock, settle):
+    """The (server side, client side) TCP queues of this client once they
+    stayed the same for `settle` seconds, or None when they moved or
+    could not be read."""
     cport = sock.getsockname()[1]
 
     def sample():
         return (tcp_queues(server.port, cport), tcp_queues(cport, server.port))
 
     before = sample()
-    time.sleep(settle)
+    time.sleep(settle)  # a measurement window, not a synchronisation
     after = sample()
-    return (before == after and None not in after and after[0][1] > 0 and
-            after[1][1] > 0)
+    return after if before == after and None not in after else None
+
+
+def server_stalled(server, sock, settle=0.2):
+    """True when the server has stopped reading this client: bytes the
+    client sent wait unread in the server's socket, the client's own
+    receive buffer holds replies it has not read, and neither changes for
+    `settle` seconds."""
+    q = _settled_queues(server, sock, settle)
+    return q is not None and q[0][1] > 0 and q[1][1] > 0
 
 
 def server_read_all_but_is_stuck(server, sock, settle=0.2):
@@ -416,16 +423,8 @@ def server_read_all_but_is_stuck(server, sock, settle=0.2):
     unread on its side) while replies wait unread on the client's side,
     neither changing for `settle` seconds: the server's writes to this
     client are blocked on the full socket."""
-    cport = sock.getsockname()[1]
-
-    def sample():
-        return (tcp_queues(server.port, cport), tcp_queues(cport, server.port))
-
-    before = sample()
-    time.sleep(settle)
-    after = sample()
-    return (before == after and None not in after and after[0][1] == 0 and
-            after[1][1] > 0)
+    q = _settled_queues(server, sock, settle)
+    return q is not None and q[0][1] == 0 and q[1][1] > 0
 
 
 def conn_thread_ids(pid, kind):
@@ -437,3 +436,15 @@ def conn_thread_ids(pid, kind):
         if m:
             ids.append(int(m.group(1)))
     return sorted(ids)
+
+
+def run_unit(exe):
+    """Run a C unit-test program (common/'s, the client library's): it
+    must exit 0, print " 0 failed", and no sanitizer line."""
+    assert exe.exists(), f"{exe} is missing: run `make`"
+    run = subprocess.run([str(exe)], capture_output=True, text=True,
+                         timeout=120)
+    print(run.stdout, run.stderr)
+    assert run.returncode == 0
+    assert " 0 failed" in run.stdout
+    assert "Sanitizer" not in run.stderr and "runtime error" not in run.stderr

@@ -201,8 +201,8 @@ static void goodbye(struct zn_conn *conn, void *data)
         nanosleep(&t, NULL);
     }
     if (data != &stops)
-        zn_error("HOOKFAIL conn %u: on_conn_stop got data %p, not %p", id,
-                 data, (void *)&stops);
+        zn_error("HOOKFAIL conn %u: on_conn_stop got data %p, not %p", id, data,
+                 (void *)&stops);
     if (id < MAX_IDS && atomic_fetch_add(&stops[id], 1) != 0)
         zn_error("HOOKFAIL conn %u: on_conn_stop runs again", id);
     if (!on_reader_thread(conn, name, sizeof(name)))
@@ -230,8 +230,6 @@ static const struct zn_router_ops hello_ops = {.handle = hello_handle};
 static const struct zn_router_ops stop_ops = {.handle = stop_handle};
 static const struct zn_router_ops big_ops = {.handle = big_handle};
 
-/* Static, as in demo/server.c: a thread may still use a router for a
- * moment after main() returns. */
 static struct zn_router ping = {.ops = &ping_ops};
 static struct zn_router hello = {.ops = &hello_ops};
 static struct zn_router stopper = {.ops = &stop_ops};

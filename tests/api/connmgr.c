@@ -174,7 +174,8 @@ static void test_basics(void)
     zn_connmgr_remove(m, c[2]);
     if (!fd_is_open(fd[2])) {
         /* Going on would use freed memory: stop here. */
-        fprintf(stderr, "FAIL line %d: get() took no reference: remove() "
+        fprintf(stderr,
+                "FAIL line %d: get() took no reference: remove() "
                 "freed conn 2 while the creator and the getter hold it\n",
                 __LINE__);
         exit(1);
@@ -198,8 +199,10 @@ static void test_basics(void)
     twin = new_conn(0, &twin_peer);
     twin_fd = zn_conn_fd(twin);
     rc = zn_connmgr_add(m, twin);
-    CHECK(rc == -EEXIST, "add() of another conn with id 0 returned %d, not "
-          "-EEXIST", rc);
+    CHECK(rc == -EEXIST,
+          "add() of another conn with id 0 returned %d, not "
+          "-EEXIST",
+          rc);
     CHECK(zn_connmgr_len(m) == 4, "len() is %zu after two failed adds",
           zn_connmgr_len(m));
     got = zn_connmgr_get(m, 0);
@@ -208,8 +211,10 @@ static void test_basics(void)
 
     /* Removing what is not listed does nothing, even with a listed id. */
     zn_connmgr_remove(m, twin);
-    CHECK(zn_connmgr_len(m) == 4, "remove() of an unlisted conn with a "
-          "listed id: len() is %zu", zn_connmgr_len(m));
+    CHECK(zn_connmgr_len(m) == 4,
+          "remove() of an unlisted conn with a "
+          "listed id: len() is %zu",
+          zn_connmgr_len(m));
     got = zn_connmgr_get(m, 0);
     CHECK(got == c[0], "remove() of an unlisted twin took conn 0 away");
     zn_conn_release(got);
@@ -230,7 +235,7 @@ static void test_basics(void)
     CHECK(zn_connmgr_len(m) == 3, "a second remove(conn 1): len() is %zu",
           zn_connmgr_len(m));
     CHECK(fd_is_open(fd[1]), "remove() freed a connection its creator "
-          "still holds");
+                             "still holds");
     zn_conn_release(c[1]);
     CHECK(!fd_is_open(fd[1]), "remove() kept its reference to conn 1");
     CHECK(!zn_conn_is_closed(c[0]) && !zn_conn_is_closed(c[3]) &&

@@ -90,8 +90,7 @@ static uint32_t get32(const unsigned char *p)
 }
 
 /* The value writer w sets for shared key k at iteration i; its length. */
-static size_t make_value(unsigned char *buf, uint32_t k, uint32_t w,
-                         uint32_t i)
+static size_t make_value(unsigned char *buf, uint32_t k, uint32_t w, uint32_t i)
 {
     size_t len = HEAD + (w * 131u + i * 17u + k * 7u) % (MAXLEN - HEAD + 1);
 
@@ -108,8 +107,7 @@ static size_t make_value(unsigned char *buf, uint32_t k, uint32_t w,
  * Is value (len bytes) one that was set for shared key k: whole, with a
  * NUL after it? Returns NULL or what is wrong.
  */
-static const char *bad_value(uint32_t k, const unsigned char *value,
-                             size_t len)
+static const char *bad_value(uint32_t k, const unsigned char *value, size_t len)
 {
     unsigned char want[MAXLEN];
     size_t wlen;
@@ -139,8 +137,7 @@ struct count {
     int stop_after; /* return 7 at this visit (0: never) */
 };
 
-static int count_one(const char *key, const void *value, size_t len,
-                     void *arg)
+static int count_one(const char *key, const void *value, size_t len, void *arg)
 {
     struct count *c = arg;
     (void)value;
@@ -380,8 +377,7 @@ static void *filler(void *arg)
 }
 
 /* foreach: every property whole, the count at most 64. */
-static int check_one(const char *key, const void *value, size_t len,
-                     void *arg)
+static int check_one(const char *key, const void *value, size_t len, void *arg)
 {
     int *n = arg;
     const unsigned char *v = value;
@@ -463,8 +459,10 @@ static void many_threads(void)
         if (zn_conn_remove_property(conn, key) == 0)
             left++;
     }
-    CHECK(count_props() == 0, "%d properties left after the shared keys "
-          "were removed", count_props());
+    CHECK(count_props() == 0,
+          "%d properties left after the shared keys "
+          "were removed",
+          count_props());
     printf("%d shared keys were left\n", left);
 }
 
