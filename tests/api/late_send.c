@@ -33,9 +33,9 @@
  * tests/test_split.py.
  */
 #include "zinc/config.h"
-#include "zinc/connection.h"
-#include "zinc/msghandler.h"
 #include "zinc/router.h"
+
+#include "testconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,12 +51,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-/* From v0.9 a connection takes its server first; one made without a server
- * has no hooks and a detached reader, as before. */
-#if ZN_STAGE_MINOR >= 9
-#define zn_conn_new(...) zn_conn_new(NULL, __VA_ARGS__)
-#endif
 
 #define WAIT_MS 10000 /* the bound on every wait */
 
@@ -276,7 +270,7 @@ static void run(struct zn_msghandler *h, uint32_t id, uint32_t msg_id)
         failures++;
         return;
     }
-    conn = zn_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
+    conn = test_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
     if (conn == NULL || zn_conn_start(conn) < 0) {
         perror("zn_conn_new/start");
         failures++;
@@ -381,7 +375,7 @@ static void run_blocked_sender(struct zn_msghandler *h, uint32_t id)
         return;
     }
     zn_global.max_msg_chan_len = 1;
-    conn = zn_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
+    conn = test_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
     if (conn == NULL) {
         perror("zn_conn_new");
         failures++;
@@ -449,7 +443,7 @@ int main(void)
 #if ZN_STAGE_MINOR < 8
     run_blocked_sender(h, 2);
 #endif
-    zn_msghandler_release(h); /* the connections held their own */
+    test_handler_done(h); /* the readers held their own */
     printf("%d failures\n", failures);
     return failures == 0 ? 0 : 1;
 }

@@ -7,7 +7,7 @@
  * writing. Built by tests/test_framing.py against a stage's build/libzinc.a
  * (v0.5+).
  */
-#include "zinc/connection.h"
+#include "testconn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,12 +19,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-/* From v0.9 a connection takes its server first; one made without a server
- * has no hooks and a detached reader, as before. */
-#if ZN_STAGE_MINOR >= 9
-#define zn_conn_new(...) zn_conn_new(NULL, __VA_ARGS__)
-#endif
 
 #define THREADS 4
 #define MESSAGES 100
@@ -80,9 +74,6 @@ int main(void)
     int counts[THREADS] = {0}, frames = 0, bad = 0, failed = 0;
     int lfd, cfd, sfd;
     struct zn_conn *conn;
-#if ZN_STAGE_MINOR >= 7
-    struct zn_msghandler *handler;
-#endif
 
     /* A loopback TCP pair: cfd is the client, sfd the server's end. */
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -102,18 +93,16 @@ int main(void)
 
 #if ZN_STAGE_MINOR < 7
     /* Never started: this test owns the connection. */
-    conn = zn_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);
+    conn = test_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);
     if (conn == NULL)
         return perror("zn_conn_new"), 1;
 #else
     /* From v0.7 only the writer thread writes: start the connection (its
      * reader waits for requests that never come) and keep a reference for
      * the senders. */
-    handler = zn_msghandler_new();
-    conn = zn_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, handler);
-    if (handler == NULL || conn == NULL)
+    conn = test_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);
+    if (conn == NULL)
         return perror("zn_conn_new"), 1;
-    zn_msghandler_release(handler); /* the connection holds its own */
     zn_conn_hold(conn);
     if (zn_conn_start(conn) < 0)
         return perror("zn_conn_start"), 1;

@@ -39,7 +39,8 @@ struct zn_conn {
     uint32_t id; /* unique per server */
     atomic_bool closed; /* set once by the first stop */
     pthread_mutex_t send_lock; /* one message on the wire at a time */
-    struct zn_msghandler *handler; /* routes every request by msg id */
+    const struct zn_conn_ops *ops; /* how it reports to its maker */
+    void *data; /* passed back with every call of ops */
     char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
     char *rnext; /* the next unread byte in rbuf */
     size_t rleft; /* bytes in rbuf not taken yet */
@@ -47,7 +48,8 @@ struct zn_conn {
 };
 
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, struct zn_msghandler *handler)
+                            socklen_t addrlen, const struct zn_conn_ops *ops,
+                            void *data)
 {
     /* malloc, not calloc: the pages of rbuf cost memory only once a
      * read() fills them, so an idle connection does not pay for them. */
@@ -59,8 +61,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     c->id = id;
     atomic_init(&c->closed, false);
     pthread_mutex_init(&c->send_lock, NULL);
-    c->handler = handler;
-    zn_msghandler_hold(handler);
+    c->ops = ops;
+    c->data = data;
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
     c->rnext = c->rbuf;
     c->rleft = 0;
@@ -182,8 +184,7 @@ static struct zn_msg *read_msg(struct zn_conn *c)
     return NULL;
 }
 
-/* The reader thread: read messages, hand each to the message handler,
- * until the end. */
+/* The reader thread: read messages, hand each to on_msg, until the end. */
 static void *reader_thread(void *arg)
 {
     struct zn_conn *c = arg;
@@ -192,9 +193,7 @@ static void *reader_thread(void *arg)
     zn_thread_set_name("zn-reader-%u", c->id);
     zn_info("conn %u started, remote %s", c->id, c->remote);
     while ((msg = read_msg(c)) != NULL) {
-        struct zn_request req = {.conn = c, .msg = msg};
-
-        zn_msghandler_do(c->handler, &req);
+        c->ops->on_msg(c, msg, c->data);
         zn_msg_free(msg);
         if (zn_conn_is_closed(c))
             break; /* the router stopped the connection */
@@ -202,6 +201,7 @@ static void *reader_thread(void *arg)
 
     /* Whoever ended the loop, this thread owns c: stop it and free it. */
     zn_conn_stop(c);
+    c->ops->on_exit(c, c->data);
     zn_conn_free(c);
     return NULL;
 }
@@ -286,7 +286,6 @@ void zn_conn_free(struct zn_conn *c)
         return;
     close(c->fd);
     pthread_mutex_destroy(&c->send_lock);
-    zn_msghandler_release(c->handler);
     free(c);
 }
 

@@ -1,11 +1,17 @@
 /*
  * connection -- one client connection as an object.
  *
- * A zn_conn carries an id, its remote address, a closed flag and the
- * message handler that routes what the client sends. The connection's
- * reader thread reads one TLV message at a time (datapack.h), builds a
- * request and hands it to the message handler, which picks the router for
- * its id; replies go out with zn_conn_send_msg().
+ * A zn_conn carries an id, its remote address and a closed flag. The
+ * connection's reader thread reads one TLV message at a time (datapack.h)
+ * and hands it to the code that made the connection, through a callback;
+ * the server's callback gives it to the message handler, which picks the
+ * router for its id. Replies go out with zn_conn_send_msg().
+ *
+ * The connection knows nothing of the server, the message handler or the
+ * request type: it calls down (the socket, the message) and reports up
+ * only through the callbacks it is given when it is made, each passed the
+ * `data` pointer given with them, as libuv's handles do. So it can be
+ * read, and tested, on its own.
  */
 #ifndef ZN_CONNECTION_H
 #define ZN_CONNECTION_H
@@ -15,23 +21,37 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "zinc/msghandler.h"
+#include "zinc/message.h"
 
 struct zn_conn;
 
 /*
- * Wrap the connected socket fd as connection `id`, peer `addr`, served by
- * the message handler `handler`, of which it holds a reference until it is
- * freed. The connection owns fd from now on. Returns NULL with errno set
- * when out of memory (fd is then still the caller's).
+ * What a connection reports to the code that made it. Both run on the
+ * connection's reader thread.
+ */
+struct zn_conn_ops {
+    /* A message arrived: handle it. msg is valid during the call only. */
+    void (*on_msg)(struct zn_conn *conn, struct zn_msg *msg, void *data);
+    /* The reader is done and frees the connection after this call: the
+     * last time data is used. */
+    void (*on_exit)(struct zn_conn *conn, void *data);
+};
+
+/*
+ * Wrap the connected socket fd as connection `id`, peer `addr`, reporting
+ * to ops (which must outlive it), each call passed `data`. The connection
+ * owns fd from now on. Returns NULL with errno set when out of memory (fd
+ * is then still the caller's).
  */
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, struct zn_msghandler *handler);
+                            socklen_t addrlen, const struct zn_conn_ops *ops,
+                            void *data);
 
 /*
  * Start the connection's reader thread. From then on the reader thread owns
  * the connection: when the client leaves or zn_conn_stop() is called, it
- * closes the socket and frees the connection. Returns 0, or a negative errno
+ * calls on_exit, closes the socket and frees the connection. Returns 0, or
+ * a negative errno
  * when no thread could be started (the caller still owns conn then and
  * releases it with zn_conn_free()).
  */

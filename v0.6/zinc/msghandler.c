@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 struct zn_msghandler {
-    atomic_int refs; /* the server's and one per connection */
+    atomic_int refs; /* the server's and one per running reader */
     struct zn_map *apis; /* uint32_t msg id -> struct zn_router * */
 };
 

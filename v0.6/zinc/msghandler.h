@@ -22,9 +22,10 @@ struct zn_msghandler;
 struct zn_msghandler *zn_msghandler_new(void);
 
 /*
- * Take one more reference to the table. Every connection holds one: its
- * detached reader thread may still be finishing a message when the server
- * that created the table is freed at shutdown. NULL is a no-op.
+ * Take one more reference to the table. The server takes one for every
+ * connection's reader, which drops it when it ends: a detached reader may
+ * still be finishing a message when the server that created the table is
+ * freed at shutdown. NULL is a no-op.
  */
 void zn_msghandler_hold(struct zn_msghandler *h);
 

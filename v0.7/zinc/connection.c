@@ -1,8 +1,8 @@
 #include "zinc/connection.h"
 
-#include "zinc/chan.h"
 #include "zinc/config.h"
 #include "zinc/datapack.h"
+#include "zinc/writer.h"
 
 #include "zn_addr.h"
 #include "zn_io.h"
@@ -10,9 +10,7 @@
 #include "zn_thread.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,29 +24,25 @@
  */
 #define ZN_READ_BUF 8192
 
-/*
- * The most replies the writer takes from its channel for one writev():
- * when a client pipelines, its replies pile up while the writer writes,
- * and the next write carries them all.
- */
-#define ZN_WRITE_BATCH 64
-
 struct zn_conn {
     int fd; /* the client socket, closed by the last release */
     uint32_t id; /* unique per server */
-    atomic_int refs; /* the reader's, the writer's, any other holder's */
+    atomic_int refs; /* the reader's, any other holder's */
     atomic_bool closed; /* set once by the first stop */
-    struct zn_chan *out; /* packed replies on their way to the writer */
-    pthread_t writer; /* the writer thread, joined by the reader */
-    struct zn_msghandler *handler; /* routes every request by msg id */
+    struct zn_writer *writer; /* the outgoing channel and its thread */
+    const struct zn_conn_ops *ops; /* how it reports to its maker */
+    void *data; /* passed back with every call of ops */
     char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
     char *rnext; /* the next unread byte in rbuf */
     size_t rleft; /* bytes in rbuf not taken yet */
     char rbuf[ZN_READ_BUF]; /* what the last read() brought */
 };
 
+static void write_failed(int err, void *data);
+
 struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, struct zn_msghandler *handler)
+                            socklen_t addrlen, const struct zn_conn_ops *ops,
+                            void *data)
 {
     /* malloc, not calloc: the pages of rbuf cost memory only once a
      * read() fills them, so an idle connection does not pay for them. */
@@ -56,8 +50,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
 
     if (c == NULL)
         return NULL;
-    c->out = zn_chan_new(zn_global.max_msg_chan_len);
-    if (c->out == NULL) {
+    c->writer = zn_writer_new(fd, zn_global.max_msg_chan_len, write_failed, c);
+    if (c->writer == NULL) {
         free(c);
         errno = ENOMEM;
         return NULL;
@@ -66,8 +60,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
     c->id = id;
     atomic_init(&c->refs, 1);
     atomic_init(&c->closed, false);
-    c->handler = handler;
-    zn_msghandler_hold(handler);
+    c->ops = ops;
+    c->data = data;
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));
     c->rnext = c->rbuf;
     c->rleft = 0;
@@ -133,12 +127,22 @@ static ssize_t conn_readn(struct zn_conn *c, void *buf, size_t n)
  */
 #define ZN_BODY_STEP (64 * 1024)
 
-/* A read() failed (errno): log it, unless a stop caused it, and abort. */
+static bool claim_stop(struct zn_conn *c);
+static void finish_stop(struct zn_conn *c);
+
+/*
+ * A read() failed (errno): log it and abort, unless the connection was
+ * stopped already. Only the thread that stops it logs, so a reset that
+ * fails the reader and the writer at once still makes one line.
+ */
 static void read_failed(struct zn_conn *c)
 {
-    if (!zn_conn_is_closed(c))
-        zn_warn("conn %u: read: %s", c->id, zn_strerror(errno));
-    zn_conn_stop(c);
+    int err = errno;
+
+    if (!claim_stop(c))
+        return;
+    zn_warn("conn %u: read: %s", c->id, zn_strerror(err));
+    finish_stop(c);
 }
 
 /*
@@ -202,64 +206,43 @@ static struct zn_msg *read_msg(struct zn_conn *c)
 }
 
 /*
- * The writer thread: take packed replies from the outgoing channel and
- * write them, several in one writev() when several wait, until the channel
- * is closed and empty. After an abort it drops what is left instead of
- * writing it. It holds a reference of its own, released at the end.
+ * A write failed (err): log why and abort, unless the connection was
+ * stopped already (a stop makes writes fail). Only the thread that stops
+ * it logs, so several senders failing at once still make one line.
  */
-static void *writer_thread(void *arg)
+static void write_failed(int err, void *data)
 {
-    struct zn_conn *c = arg;
-    void *bufs[ZN_WRITE_BATCH];
-    struct iovec iov[ZN_WRITE_BATCH];
-    int n;
+    struct zn_conn *c = data;
 
-    while (zn_chan_recv(c->out, &bufs[0]) == 0) {
-        for (n = 1; n < ZN_WRITE_BATCH; n++)
-            if (zn_chan_try_recv(c->out, &bufs[n]) < 0)
-                break;
-        for (int i = 0; i < n; i++)
-            iov[i] = (struct iovec){bufs[i], zn_datapack_size(bufs[i])};
-        if (!zn_conn_is_closed(c) && zn_writevn(c->fd, iov, n) < 0) {
-            if (!zn_conn_is_closed(c))
-                zn_warn("conn %u: send: %s", c->id, zn_strerror(errno));
-            zn_conn_stop(c); /* abort: the reader wakes and ends too */
-        }
-        for (int i = 0; i < n; i++)
-            free(bufs[i]);
-    }
-    zn_conn_release(c);
-    return NULL;
+    if (!claim_stop(c))
+        return;
+    zn_warn("conn %u: send: %s", c->id, zn_strerror(err));
+    finish_stop(c); /* the reader wakes and ends too */
 }
 
 /*
- * The reader thread: start the writer, read messages and hand each to the
- * message handler until the end, then end the connection gracefully or
- * finish its abort.
+ * The reader thread: start the writer, read messages and hand each to
+ * on_msg until the end, then end the connection gracefully or finish its
+ * abort.
  */
 static void *reader_thread(void *arg)
 {
     struct zn_conn *c = arg;
     struct zn_msg *msg;
-    char name[24]; /* "zn-writer-" and an id; the kernel keeps 15 */
     int rc;
 
     zn_thread_set_name("zn-reader-%u", c->id);
     zn_info("conn %u started, remote %s", c->id, c->remote);
-    zn_conn_hold(c); /* the writer's reference */
-    snprintf(name, sizeof(name), "zn-writer-%u", c->id);
-    rc = zn_thread_start(&c->writer, writer_thread, c, false, name);
+    rc = zn_writer_start(c->writer, c->id);
     if (rc < 0) {
         zn_error("conn %u: cannot start a writer: %s", c->id, zn_strerror(-rc));
-        zn_conn_release(c);
         zn_conn_stop(c);
+        c->ops->on_exit(c, c->data);
         zn_conn_release(c);
         return NULL;
     }
     while ((msg = read_msg(c)) != NULL) {
-        struct zn_request req = {.conn = c, .msg = msg};
-
-        zn_msghandler_do(c->handler, &req);
+        c->ops->on_msg(c, msg, c->data);
         zn_msg_free(msg);
         if (zn_conn_is_closed(c))
             break; /* the router stopped the connection */
@@ -267,15 +250,15 @@ static void *reader_thread(void *arg)
 
     /*
      * Graceful: the client closed its side, and every request it sent has
-     * been handled. Closing the channel lets the writer write what is
-     * queued and then end; the join waits for that, and only then does
-     * stop shut the socket down, so the FIN follows the last reply. After
-     * an abort the channel is already closed and the writer is dropping
-     * what is left; the join just waits for it.
+     * been handled. Ending the writer lets it write what is queued and
+     * then end; the join waits for that, and only then does stop shut the
+     * socket down, so the FIN follows the last reply. After an abort the
+     * writer is dropping what is left; the join just waits for it.
      */
-    zn_chan_close(c->out);
-    pthread_join(c->writer, NULL);
+    zn_writer_end(c->writer);
+    zn_writer_join(c->writer);
     zn_conn_stop(c);
+    c->ops->on_exit(c, c->data);
     zn_conn_release(c);
     return NULL;
 }
@@ -292,23 +275,35 @@ int zn_conn_start(struct zn_conn *c)
     return zn_thread_start(&tid, reader_thread, c, true, NULL);
 }
 
+/*
+ * Mark c closed. atomic_exchange returns the old value: only the first
+ * caller sees false and gets true here, and only it goes on to
+ * finish_stop(), so the socket is shut down exactly once.
+ */
+static bool claim_stop(struct zn_conn *c)
+{
+    return !atomic_exchange(&c->closed, true);
+}
+
 void zn_conn_stop(struct zn_conn *c)
 {
-    /* atomic_exchange returns the old value: only the first caller sees
-     * false, so the socket is shut down exactly once. */
-    if (atomic_exchange(&c->closed, true))
-        return;
+    if (claim_stop(c))
+        finish_stop(c);
+}
+
+static void finish_stop(struct zn_conn *c)
+{
     /*
      * shutdown(), not close(): the peer learns at once that the
      * connection is over, and any later read() returns 0, but the
      * descriptor stays open until the last zn_conn_release() closes it,
      * so its number cannot be reused by another accept() while a thread
      * still uses it. A reader blocked in read() and a writer blocked in
-     * write() both wake up. Closing the channel wakes the writer waiting
+     * write() both wake up. Aborting the writer wakes its thread waiting
      * for a reply and anyone waiting for room to send one.
      */
     shutdown(c->fd, SHUT_RDWR);
-    zn_chan_close(c->out);
+    zn_writer_abort(c->writer);
     zn_info("conn %u stopped", c->id);
 }
 
@@ -317,19 +312,13 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
 {
     size_t size;
     char *buf;
-    int rc;
 
     if (zn_conn_is_closed(c))
         return -EPIPE;
     buf = zn_datapack_pack(id, data, len, &size);
     if (buf == NULL)
         return -errno; /* ENOMEM, or EMSGSIZE */
-    /* From here the buffer is the channel's, then the writer's, unless
-     * the channel is closed: then it is still ours. */
-    rc = zn_chan_send(c->out, buf);
-    if (rc < 0)
-        free(buf);
-    return rc;
+    return zn_writer_send(c->writer, buf, size); /* it takes buf */
 }
 
 void zn_conn_hold(struct zn_conn *c)
@@ -346,9 +335,8 @@ void zn_conn_release(struct zn_conn *c)
      */
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    zn_chan_free(c->out, free); /* replies nobody will write */
+    zn_writer_free(c->writer); /* with the replies nobody will write */
     close(c->fd);
-    zn_msghandler_release(c->handler);
     free(c);
 }
 

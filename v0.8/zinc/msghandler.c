@@ -24,7 +24,7 @@ struct zn_worker {
 };
 
 struct zn_msghandler {
-    atomic_int refs; /* the server's and one per connection */
+    atomic_int refs; /* the server's and one per running reader */
     struct zn_map *apis; /* uint32_t msg id -> struct zn_router * */
     uint32_t nworkers; /* started; 0: requests are handled by readers */
     struct zn_worker *workers; /* nworkers of them */

@@ -1,0 +1,76 @@
+/*
+ * testconn.h -- a connection without a server, for the programs in
+ * tests/api that test the connection itself (v0.5+).
+ *
+ *     conn = test_conn_new(fd, id, addr, addrlen, handler);
+ *     ... zn_conn_start(conn) ...
+ *     test_handler_done(handler);
+ *
+ * The connection's messages go to the routers of `handler` (a message
+ * handler, v0.6+; NULL for none); its reader is detached, since no server
+ * is there to join it. How a connection is made changed with the stages:
+ * v0.5 takes a router, and from v0.6 the connection takes the callbacks
+ * through which it reports to its maker (connection.h), which is what the
+ * server plays here. ZN_STAGE_MINOR comes from tests/zinc.py's build_api.
+ */
+#ifndef ZN_TESTCONN_H
+#define ZN_TESTCONN_H
+
+#include "zinc/connection.h"
+
+#include <pthread.h>
+
+#if ZN_STAGE_MINOR < 6
+
+static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
+                                     const struct sockaddr *addr,
+                                     socklen_t addrlen, void *handler)
+{
+    (void)handler;
+    return zn_conn_new(fd, id, addr, addrlen, NULL);
+}
+
+#else
+#include "zinc/msghandler.h"
+
+/* What the server does with a message: route it by its id. */
+static inline void test_on_msg(struct zn_conn *conn, struct zn_msg *msg, void *data)
+{
+    struct zn_request req = {.conn = conn, .msg = msg};
+
+    if (data != NULL)
+        zn_msghandler_do(data, &req);
+}
+
+/* The reader's last call: drop the handler reference test_conn_new()
+ * took for it. */
+static inline void test_on_exit(struct zn_conn *conn, void *data)
+{
+    (void)conn;
+    zn_msghandler_release(data);
+}
+
+static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
+                                     const struct sockaddr *addr,
+                                     socklen_t addrlen,
+                                     struct zn_msghandler *handler)
+{
+    static const struct zn_conn_ops ops = {
+        .on_msg = test_on_msg,
+        .on_exit = test_on_exit,
+    };
+    struct zn_conn *conn = zn_conn_new(fd, id, addr, addrlen, &ops, handler);
+
+    if (conn != NULL)
+        zn_msghandler_hold(handler);
+    return conn;
+}
+
+/* The caller is done with handler; readers may still hold it. */
+static inline void test_handler_done(struct zn_msghandler *handler)
+{
+    zn_msghandler_release(handler);
+}
+#endif
+
+#endif
