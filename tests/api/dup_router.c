@@ -33,10 +33,16 @@ int main(void)
     struct zn_router first = {.ops = &first_ops}, second = {.ops = &second_ops};
     struct zn_server *s = zn_server_new();
     struct zn_msghandler *h = zn_msghandler_new();
-    struct zn_request req = {.conn = NULL, .msg = zn_msg_new(7, "x", 1)};
+#if ZN_STAGE_MINOR >= 8
+    /* From v0.8 a request lives on the heap and its struct is opaque. */
+    struct zn_request *req = zn_request_new(NULL, zn_msg_new(7, "x", 1));
+#else
+    struct zn_request stack_req = {.conn = NULL, .msg = zn_msg_new(7, "x", 1)};
+    struct zn_request *req = stack_req.msg != NULL ? &stack_req : NULL;
+#endif
     int a, b, c, d, e;
 
-    if (s == NULL || h == NULL || req.msg == NULL)
+    if (s == NULL || h == NULL || req == NULL)
         return 1;
     a = zn_server_add_router(s, 7, &first);
     b = zn_server_add_router(s, 7, &second);
@@ -46,10 +52,14 @@ int main(void)
 
     d = zn_msghandler_add_router(h, 7, &first);
     e = zn_msghandler_add_router(h, 7, &second);
-    zn_msghandler_do(h, &req);
+    zn_msghandler_do(h, req);
     printf("handler: first %d, second %d, msg id 7 handled by router %d\n", d,
            e, handled_by);
-    zn_msg_free(req.msg);
+#if ZN_STAGE_MINOR >= 8
+    zn_request_free(req);
+#else
+    zn_msg_free(stack_req.msg);
+#endif
     zn_msghandler_release(h);
     if (a != 0 || b != -EEXIST || c != 0)
         return 1; /* zn_server_add_router */

@@ -23,8 +23,8 @@
  * them (with fewer runs a race that bites once in a few runs would pass).
  */
 #include "zinc/config.h"
-#include "zinc/connection.h"
-#include "zinc/msghandler.h"
+
+#include "testconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,12 +42,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-/* From v0.9 a connection takes its server first; one made without a server
- * has no hooks and a detached reader, as before. */
-#if ZN_STAGE_MINOR >= 9
-#define zn_conn_new(...) zn_conn_new(NULL, __VA_ARGS__)
-#endif
 
 #define THREADS 4
 #define MAX_SENDS 100000 /* per thread: 25 MiB at the default size */
@@ -154,10 +148,10 @@ int main(int argc, char **argv)
     handler = zn_msghandler_new(); /* no routers: the client sends nothing */
     if (handler == NULL)
         return perror("zn_msghandler_new"), 1;
-    conn = zn_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, handler);
+    conn = test_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, handler);
     if (conn == NULL)
         return perror("zn_conn_new"), 1;
-    zn_msghandler_release(handler); /* the connection holds its own */
+    test_handler_done(handler); /* the reader holds its own */
     zn_conn_hold(conn); /* ours, for the senders; the other is the reader's */
     if (zn_conn_start(conn) < 0)
         return perror("zn_conn_start"), 1;

@@ -23,8 +23,8 @@
 #if ZN_STAGE_MINOR < 6
 
 static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
-                                     const struct sockaddr *addr,
-                                     socklen_t addrlen, void *handler)
+                                            const struct sockaddr *addr,
+                                            socklen_t addrlen, void *handler)
 {
     (void)handler;
     return zn_conn_new(fd, id, addr, addrlen, NULL);
@@ -33,13 +33,24 @@ static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
 #else
 #include "zinc/msghandler.h"
 
-/* What the server does with a message: route it by its id. */
-static inline void test_on_msg(struct zn_conn *conn, struct zn_msg *msg, void *data)
+/* What the server does with a message: route it by its id (from v0.8
+ * on a worker, when there are workers). */
+static inline void test_on_msg(struct zn_conn *conn, struct zn_msg *msg,
+                               void *data)
 {
+#if ZN_STAGE_MINOR >= 8
+    if (data == NULL) {
+        zn_msg_free(msg);
+        zn_conn_request_done(conn);
+    } else if (zn_msghandler_submit(data, conn, msg) < 0) {
+        zn_conn_stop(conn);
+    }
+#else
     struct zn_request req = {.conn = conn, .msg = msg};
 
     if (data != NULL)
         zn_msghandler_do(data, &req);
+#endif
 }
 
 /* The reader's last call: drop the handler reference test_conn_new()
@@ -51,9 +62,9 @@ static inline void test_on_exit(struct zn_conn *conn, void *data)
 }
 
 static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
-                                     const struct sockaddr *addr,
-                                     socklen_t addrlen,
-                                     struct zn_msghandler *handler)
+                                            const struct sockaddr *addr,
+                                            socklen_t addrlen,
+                                            struct zn_msghandler *handler)
 {
     static const struct zn_conn_ops ops = {
         .on_msg = test_on_msg,

@@ -12,10 +12,10 @@
 struct zn_conn;
 
 /*
- * The reader thread builds one request per message it reads, on its own
- * stack, and passes it to the router; the message lives only until the
- * router returns. The fields are visible so the request needs no malloc,
- * but routers read them through the getters below.
+ * The server builds one request per message, on the stack of the reader
+ * thread that read it, and passes it to the router; the message lives
+ * only until the router returns. The fields are visible so the request
+ * needs no malloc, but routers read them through the getters below.
  */
 struct zn_request {
     struct zn_conn *conn; /* where the message came from, where to reply */

@@ -50,7 +50,8 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
 
     if (c == NULL)
         return NULL;
-    c->writer = zn_writer_new(fd, zn_global.max_msg_chan_len, write_failed, c);
+    c->writer =
+        zn_writer_new(fd, id, zn_global.max_msg_chan_len, write_failed, c);
     if (c->writer == NULL) {
         free(c);
         errno = ENOMEM;
@@ -233,7 +234,7 @@ static void *reader_thread(void *arg)
 
     zn_thread_set_name("zn-reader-%u", c->id);
     zn_info("conn %u started, remote %s", c->id, c->remote);
-    rc = zn_writer_start(c->writer, c->id);
+    rc = zn_writer_start(c->writer);
     if (rc < 0) {
         zn_error("conn %u: cannot start a writer: %s", c->id, zn_strerror(-rc));
         zn_conn_stop(c);

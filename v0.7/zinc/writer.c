@@ -23,6 +23,7 @@
 
 struct zn_writer {
     int fd; /* the socket, not owned */
+    uint32_t id; /* the connection's, for the thread's name */
     struct zn_chan *out; /* packed replies on their way to the thread */
     pthread_t thread; /* the writer thread */
     atomic_bool aborted; /* queued replies are dropped, not written */
@@ -34,8 +35,8 @@ struct zn_writer {
     bool ended; /* ended or aborted: no more replies */
 };
 
-struct zn_writer *zn_writer_new(int fd, size_t cap, zn_writer_failed_fn failed,
-                                void *data)
+struct zn_writer *zn_writer_new(int fd, uint32_t id, size_t cap,
+                                zn_writer_failed_fn failed, void *data)
 {
     struct zn_writer *w = malloc(sizeof(*w));
 
@@ -44,11 +45,10 @@ struct zn_writer *zn_writer_new(int fd, size_t cap, zn_writer_failed_fn failed,
     w->out = zn_chan_new(cap);
     if (w->out == NULL)
         goto err;
-    if (pthread_mutex_init(&w->lock, NULL) != 0) {
-        zn_chan_free(w->out, NULL);
-        goto err;
-    }
+    if (pthread_mutex_init(&w->lock, NULL) != 0)
+        goto err_chan;
     w->fd = fd;
+    w->id = id;
     atomic_init(&w->aborted, false);
     w->failed = failed;
     w->data = data;
@@ -56,6 +56,8 @@ struct zn_writer *zn_writer_new(int fd, size_t cap, zn_writer_failed_fn failed,
     w->partial = 0;
     w->ended = false;
     return w;
+err_chan:
+    zn_chan_free(w->out, NULL);
 err:
     free(w);
     errno = ENOMEM;
@@ -102,11 +104,11 @@ static void *writer_thread(void *arg)
     return NULL;
 }
 
-int zn_writer_start(struct zn_writer *w, uint32_t id)
+int zn_writer_start(struct zn_writer *w)
 {
     char name[24]; /* "zn-writer-" and an id; the kernel keeps 15 */
 
-    snprintf(name, sizeof(name), "zn-writer-%u", id);
+    snprintf(name, sizeof(name), "zn-writer-%u", w->id);
     return zn_thread_start(&w->thread, writer_thread, w, false, name);
 }
 

@@ -30,19 +30,19 @@ struct zn_writer;
 typedef void (*zn_writer_failed_fn)(int err, void *data);
 
 /*
- * A writer for the socket fd (which stays the caller's) with a channel of
- * cap replies, reporting failed writes to failed(err, data). Returns NULL
- * with errno ENOMEM.
+ * A writer for the socket fd (which stays the caller's) of connection id,
+ * with a channel of cap replies, reporting failed writes to
+ * failed(err, data). Returns NULL with errno ENOMEM.
  */
-struct zn_writer *zn_writer_new(int fd, size_t cap, zn_writer_failed_fn failed,
-                                void *data);
+struct zn_writer *zn_writer_new(int fd, uint32_t id, size_t cap,
+                                zn_writer_failed_fn failed, void *data);
 
 /*
  * Start the writer thread, named zn-writer-<id>. Returns 0 or a negative
  * errno. Whoever starts it joins it with zn_writer_join() after
  * zn_writer_end() or zn_writer_abort().
  */
-int zn_writer_start(struct zn_writer *w, uint32_t id);
+int zn_writer_start(struct zn_writer *w);
 
 /*
  * Send one packed reply of size bytes, taking buf (malloc'ed) over: write

@@ -163,7 +163,34 @@ void zn_server_stop(struct zn_server *s)
     }
 }
 
-/* Wrap an accepted socket in a connection and start its reader thread. */
+/*
+ * What the server does with a connection's messages: submit each to the
+ * message handler, whose worker routes it by id. data is the message
+ * handler: the server itself may be gone when a detached reader gets here
+ * (see zn_server_free()).
+ */
+static void route_msg(struct zn_conn *conn, struct zn_msg *msg, void *data)
+{
+    if (zn_msghandler_submit(data, conn, msg) < 0)
+        zn_conn_stop(conn); /* the server is stopping, or no memory */
+}
+
+/* The reader ends: drop the message handler it held. */
+static void reader_exit(struct zn_conn *conn, void *data)
+{
+    (void)conn;
+    zn_msghandler_release(data);
+}
+
+static const struct zn_conn_ops conn_ops = {
+    .on_msg = route_msg,
+    .on_exit = reader_exit,
+};
+
+/*
+ * Wrap an accepted socket in a connection and start its reader thread,
+ * which holds a reference to the message handler until it ends.
+ */
 static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
                          socklen_t len)
 {
@@ -175,16 +202,18 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
-    conn = zn_conn_new(fd, s->next_id++, sa, len, s->handler);
+    conn = zn_conn_new(fd, s->next_id++, sa, len, &conn_ops, s->handler);
     if (conn == NULL) {
         zn_error("[%s] out of memory for a connection", s->name);
         close(fd);
         return;
     }
+    zn_msghandler_hold(s->handler);
     rc = zn_conn_start(conn);
     if (rc < 0) {
         zn_error("conn %u: cannot start a thread: %s", zn_conn_id(conn),
                  zn_strerror(-rc));
+        zn_msghandler_release(s->handler);
         zn_conn_release(conn);
     }
 }
