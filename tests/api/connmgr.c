@@ -3,8 +3,8 @@
  * tests/test_connmgr.py against a stage's build/libzinc.a and run there,
  * also under the suite's sanitizer builds.
  *
- * The connections are made with zn_conn_new(NULL, ...) on one end of a
- * socketpair and never started: no thread reads them, so the manager alone
+ * The connections are made with test_conn_new() (testconn.h) on one end
+ * of a socketpair and never started: no thread reads them, so the manager alone
  * decides what happens to them. The other end tells whether the
  * connection's socket was shut down (reads EOF) and fcntl() whether its
  * descriptor was closed (the last reference went).
@@ -33,11 +33,11 @@
 #define _GNU_SOURCE /* syscall(), for the shutdown() catcher below */
 
 #include "zinc/config.h"
-#include "zinc/connection.h"
 #include "zinc/connmgr.h"
-#include "zinc/msghandler.h"
 
 #include "zn_log.h"
+
+#include "testconn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -67,7 +67,6 @@
 
 static atomic_int failures;
 static atomic_int checks;
-static struct zn_msghandler *handler;
 
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
@@ -122,8 +121,7 @@ static struct zn_conn *new_conn(uint32_t id, int *peer)
         perror("socketpair");
         exit(1);
     }
-    c = zn_conn_new(NULL, sv[0], id, (struct sockaddr *)&addr, sizeof(addr),
-                    handler);
+    c = test_conn_new(sv[0], id, (struct sockaddr *)&addr, sizeof(addr), NULL);
     if (c == NULL) {
         perror("zn_conn_new");
         exit(1);
@@ -377,8 +375,7 @@ static struct zn_conn *new_dup_conn(uint32_t id)
         perror("dup");
         exit(1);
     }
-    c = zn_conn_new(NULL, fd, id, (struct sockaddr *)&addr, sizeof(addr),
-                    handler);
+    c = test_conn_new(fd, id, (struct sockaddr *)&addr, sizeof(addr), NULL);
     if (c == NULL) {
         perror("zn_conn_new");
         exit(1);
@@ -513,11 +510,6 @@ int main(void)
 {
     signal(SIGALRM, on_alarm);
     alarm(WATCHDOG_S);
-    handler = zn_msghandler_new();
-    if (handler == NULL) {
-        perror("zn_msghandler_new");
-        return 1;
-    }
     test_basics();
     printf("basics: done\n");
     test_clear();
@@ -525,7 +517,6 @@ int main(void)
     test_zinx();
     printf("zinx: done\n");
     test_threads();
-    zn_msghandler_release(handler);
     printf("%d checks, %d failed\n", atomic_load(&checks),
            atomic_load(&failures));
     return atomic_load(&failures) == 0 ? 0 : 1;

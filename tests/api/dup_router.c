@@ -60,7 +60,11 @@ int main(void)
 #else
     zn_msg_free(stack_req.msg);
 #endif
+#if ZN_STAGE_MINOR >= 9
+    zn_msghandler_free(h); /* no references from v0.9 */
+#else
     zn_msghandler_release(h);
+#endif
     if (a != 0 || b != -EEXIST || c != 0)
         return 1; /* zn_server_add_router */
     if (d != 0 || e != -EEXIST || handled_by != 1)

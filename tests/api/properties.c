@@ -1,6 +1,7 @@
 /*
  * Connection properties (v1.0) through the API, on one connection that is
- * never started: zn_conn_new() on one end of a socketpair, with no server.
+ * never started: test_conn_new() (testconn.h) on one end of a socketpair,
+ * with no server.
  *
  * First, one thread checks the contract in connection.h: get hands out a
  * copy (with its length and a NUL after the last byte) that the caller
@@ -31,8 +32,7 @@
  * Prints what failed on stderr, "ok" on stdout; exit 0 when all held.
  * Built and run by tests/test_properties.py.
  */
-#include "zinc/connection.h"
-#include "zinc/msghandler.h"
+#include "testconn.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -469,7 +469,6 @@ static void many_threads(void)
 int main(void)
 {
     struct sockaddr_in peer = {.sin_family = AF_INET};
-    struct zn_msghandler *handler;
     int sv[2];
 
     alarm(120); /* a watchdog: a lost wake-up must not hang the suite */
@@ -477,15 +476,11 @@ int main(void)
     peer.sin_port = htons(9);
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
         return perror("socketpair"), 1;
-    handler = zn_msghandler_new();
-    if (handler == NULL)
-        return perror("zn_msghandler_new"), 1;
     /* Never started: no reader, no writer; this program owns it. */
-    conn = zn_conn_new(NULL, sv[0], 7, (struct sockaddr *)&peer, sizeof(peer),
-                       handler);
+    conn =
+        test_conn_new(sv[0], 7, (struct sockaddr *)&peer, sizeof(peer), NULL);
     if (conn == NULL)
         return perror("zn_conn_new"), 1;
-    zn_msghandler_release(handler); /* the connection holds its own */
 
     single_thread();
     many_threads();

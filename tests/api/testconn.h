@@ -53,6 +53,27 @@ static inline void test_on_msg(struct zn_conn *conn, struct zn_msg *msg,
 #endif
 }
 
+#if ZN_STAGE_MINOR >= 9
+/*
+ * From v0.9 the reader is joinable and nothing counts references to the
+ * message handler: the server joins every reader before it frees it.
+ * Here nobody joins, so the reader detaches itself, and the handler
+ * lives as long as the process (test_handler_done() keeps it reachable).
+ */
+static inline void test_on_exit(struct zn_conn *conn, void *data)
+{
+    (void)conn;
+    (void)data;
+    pthread_detach(pthread_self());
+}
+
+static struct zn_msghandler *test_kept_handler;
+
+static inline void test_handler_done(struct zn_msghandler *handler)
+{
+    test_kept_handler = handler;
+}
+#else
 /* The reader's last call: drop the handler reference test_conn_new()
  * took for it. */
 static inline void test_on_exit(struct zn_conn *conn, void *data)
@@ -60,6 +81,13 @@ static inline void test_on_exit(struct zn_conn *conn, void *data)
     (void)conn;
     zn_msghandler_release(data);
 }
+
+/* The caller is done with handler; readers may still hold it. */
+static inline void test_handler_done(struct zn_msghandler *handler)
+{
+    zn_msghandler_release(handler);
+}
+#endif
 
 static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
                                             const struct sockaddr *addr,
@@ -72,15 +100,11 @@ static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
     };
     struct zn_conn *conn = zn_conn_new(fd, id, addr, addrlen, &ops, handler);
 
+#if ZN_STAGE_MINOR < 9
     if (conn != NULL)
         zn_msghandler_hold(handler);
+#endif
     return conn;
-}
-
-/* The caller is done with handler; readers may still hold it. */
-static inline void test_handler_done(struct zn_msghandler *handler)
-{
-    zn_msghandler_release(handler);
 }
 #endif
 

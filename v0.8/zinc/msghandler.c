@@ -69,8 +69,8 @@ void zn_msghandler_release(struct zn_msghandler *h)
         return;
     /*
      * The queues are empty: the workers drained them before they were
-     * joined, and every request holds a connection, which holds this
-     * table, so none can still be queued when the last reference goes.
+     * joined, which the server waits for before it drops its reference,
+     * and a submit after that fails instead of queueing.
      */
     for (uint32_t i = 0; i < h->nworkers; i++)
         zn_chan_free(h->workers[i].tasks, NULL);
