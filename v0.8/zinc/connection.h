@@ -5,10 +5,10 @@
  * connection's reader thread reads one TLV message at a time (datapack.h)
  * and hands it to the code that made the connection, through a callback;
  * the server's callback submits it to the message handler, whose worker
- * (v0.8) picks the router for its id. From v0.7 replies go out through the connection's
- * writer (writer.h): zn_conn_send_msg() writes a reply at once when the
- * socket has room and nothing else waits, and otherwise queues it on the
- * outgoing channel for the writer thread.
+ * (v0.8) picks the router for its id. From v0.7 replies go out through the
+ * connection's writer (writer.h): zn_conn_send_msg() writes a reply at once
+ * when the socket has room and nothing else waits, and otherwise queues it
+ * on the outgoing channel for the writer thread.
  *
  * The connection knows nothing of the server, the message handler or the
  * request type: it calls down (the socket, the message, the writer) and

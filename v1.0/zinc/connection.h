@@ -1,21 +1,28 @@
 /*
  * connection -- one client connection as an object.
  *
- * A zn_conn carries an id, its remote address, a closed flag and the
- * message handler that routes what the client sends. From v0.7 it has two
- * threads: the reader reads one TLV message at a time (datapack.h), builds
- * a request and submits it to the message handler, whose worker (v0.8)
- * picks the router for its id; replies go out with zn_conn_send_msg(),
- * which writes them at once when the socket has room and nothing else
- * waits, and otherwise queues them on the connection's outgoing channel
- * (chan.h) for the writer thread.
+ * A zn_conn carries an id, its remote address and a closed flag. The
+ * connection's reader thread reads one TLV message at a time (datapack.h)
+ * and hands it to the code that made the connection, through a callback;
+ * the server's callback submits it to the message handler, whose worker
+ * (v0.8) picks the router for its id. From v0.7 replies go out through the
+ * connection's writer (writer.h): zn_conn_send_msg() writes a reply at once
+ * when the socket has room and nothing else waits, and otherwise queues it
+ * on the outgoing channel for the writer thread.
+ *
+ * The connection knows nothing of the server, the message handler or the
+ * request type: it calls down (the socket, the message, the writer) and
+ * reports up only through the callbacks it is given when it is made, each
+ * passed the `data` pointer given with them, as libuv's handles do. So it
+ * can be read, and tested, on its own.
  *
  * Several threads now touch one connection, so it is reference counted:
- * the reader holds a reference, the writer holds one, and so may any other
- * thread that keeps the pointer (zn_conn_hold()). The last
+ * the reader holds a reference, and so may any other thread that keeps
+ * the pointer (zn_conn_hold()), such as a request waiting in a worker's
+ * queue; the reader joins the writer thread before it drops its own. The
+ * last
  * zn_conn_release() closes the socket and frees the connection; nobody
- * frees it under a thread that may still use it. Every request waiting in
- * a worker's queue holds a reference too.
+ * frees it under a thread that may still use it.
  *
  * A connection ends one of two ways. Gracefully, when the client closes
  * its side: every request already read is handled, every reply already
@@ -25,12 +32,9 @@
  * and both threads wake up and end. Requests still waiting for a worker
  * count as read: a graceful end waits for them.
  *
- * From v1.0 a connection carries properties (Go: SetProperty and friends):
- * string keys, byte-string values, for the routers and hooks to remember
- * things about a client (a name, a session, what it asked for). Routers
- * run on workers and hooks on the reader, so the properties sit behind a
- * read-write lock, and no pointer into them ever leaves it: get hands out
- * a copy.
+ * From v1.0 a connection carries properties (properties.h): string keys,
+ * byte-string values, for the routers and hooks to remember things about
+ * a client. Any thread that holds a reference may use them at once.
  */
 #ifndef ZN_CONNECTION_H
 #define ZN_CONNECTION_H
@@ -40,52 +44,66 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "zinc/msghandler.h"
+#include "zinc/message.h"
+#include "zinc/properties.h"
 
 struct zn_conn;
-struct zn_server;
 
 /*
- * Wrap the connected socket fd as connection `id` of `server`, peer
- * `addr`, served by the message handler `handler`, of which it holds a
- * reference until it is freed. Its outgoing channel holds MaxMsgChanLen
- * replies (config.h). The connection owns fd from now on, and the caller
- * holds the one reference. Returns NULL with errno set when out of memory
- * (fd is then still the caller's).
- *
- * The server's hooks run on the reader thread: on_conn_start before the
- * first message is read, on_conn_stop once the connection has ended and
- * before its socket is closed (server.h). A connection made without a
- * server (NULL, as tests do) has no hooks and nobody to join its reader.
+ * What a connection reports to the code that made it. All run on the
+ * connection's reader thread, in this order; on_start and on_stop may be
+ * NULL.
  */
-struct zn_conn *zn_conn_new(struct zn_server *server, int fd, uint32_t id,
-                            const struct sockaddr *addr, socklen_t addrlen,
-                            struct zn_msghandler *handler);
+struct zn_conn_ops {
+    /* Before the first message is read. It may send. */
+    void (*on_start)(struct zn_conn *conn, void *data);
+    /* A message arrived: handle it, now or later on another thread. It
+     * takes msg over, and must call zn_conn_request_done() once it has
+     * been handled or dropped. */
+    void (*on_msg)(struct zn_conn *conn, struct zn_msg *msg, void *data);
+    /* Once, when the connection has ended, whatever ended it; the socket
+     * is still open, but no reply goes out any more. Not called when
+     * on_start was not. */
+    void (*on_stop)(struct zn_conn *conn, void *data);
+    /* The reader is done: the last time data is used. The reader drops
+     * its reference to the connection after this call; whoever joins the
+     * reader (zn_conn_join()) takes one here first. */
+    void (*on_exit)(struct zn_conn *conn, void *data);
+};
+
+/*
+ * Wrap the connected socket fd as connection `id`, peer `addr`, reporting
+ * to ops (which must outlive it), each call passed `data`. Its outgoing
+ * channel holds MaxMsgChanLen replies (config.h). The connection owns fd
+ * from now on, and the caller holds the one reference. Returns NULL with
+ * errno set when out of memory (fd is then still the caller's).
+ */
+struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                            socklen_t addrlen, const struct zn_conn_ops *ops,
+                            void *data);
 
 /*
  * Start the connection's reader thread, which starts its writer thread.
  * The caller's reference passes to the reader: the caller must not use
  * conn afterwards unless it took a reference of its own first. The reader
- * of a server's connection is joinable: when it ends it hands its
- * reference to the server (zn_server_conn_ended()), which joins it with
- * zn_conn_join() and then drops that reference. Without a server it is
- * detached. Returns 0, or a negative errno when no thread could be started
- * (the caller still holds its reference then and drops it with
- * zn_conn_release()).
+ * is joinable: whoever made the connection joins it with zn_conn_join()
+ * once on_exit has been called (or detaches it). Returns 0, or a negative
+ * errno when no thread could be started (the caller still holds its
+ * reference then and drops it with zn_conn_release()).
  */
 int zn_conn_start(struct zn_conn *conn);
 
 /*
- * Wait for the reader thread of a server's connection to end. Only the
- * server calls it, once, after the reader handed the connection over.
+ * Wait for the reader thread to end. Called once, by whoever made the
+ * connection, with a reference of its own.
  */
 void zn_conn_join(struct zn_conn *conn);
 
 /*
  * Stop the connection (abort): mark it closed, shut the socket down both
  * ways (which wakes the reader blocked in read() and the writer blocked in
- * write()), close the outgoing channel (which wakes the writer waiting for
- * a reply and any thread waiting for room in it), and log "conn N
+ * write()), abort the writer (which wakes its thread waiting for a reply
+ * and any thread waiting for room in the channel), and log "conn N
  * closed". Replies still queued are dropped. Idempotent: only the first
  * call has an effect, so a router, the reader and the writer may all call
  * it. Safe from any thread that holds a reference.
@@ -93,38 +111,25 @@ void zn_conn_join(struct zn_conn *conn);
 void zn_conn_stop(struct zn_conn *conn);
 
 /*
- * Send one message: pack the header and len bytes of data into one
- * buffer. When no earlier reply waits for the writer, write it at once
- * without blocking; what the socket does not take is queued for the writer
- * thread, which writes it whole, in order. When MaxMsgChanLen replies
- * already wait, wait at most ZN_SEND_WAIT_MS (100 ms) for room, then stop
- * the connection as too slow (one WARN line) and return -ETIMEDOUT: a
- * worker serves many clients and must not wait for one that does not read.
- * (The reader reads no more requests while half the channel is taken, so
- * only a request answered with many replies can fill it. A client that
- * takes no byte of its replies for ZN_WRITE_TIMEOUT_MS, 500 ms, is stopped
- * by its writer as too slow.)
- * Returns 0 once written or queued, -EPIPE when the connection is closed
- * or its replies have ended, -ENOMEM or -EMSGSIZE when the message cannot
- * be packed, or the negative errno of a direct write that failed (the
- * connection is then stopped). A write by the writer that fails later
- * stops the connection and is logged. Safe from any thread that holds a
- * reference.
+ * Send one message: pack the header and len bytes of data into one buffer
+ * and hand it to the writer (writer.h), which writes it at once or queues
+ * it, whole and in order. A worker serves many clients and must not wait
+ * for one that does not read: when MaxMsgChanLen replies already wait,
+ * the send waits at most ZN_SEND_WAIT_MS, then stops the connection as too
+ * slow (one WARN line) and returns -ETIMEDOUT (writer.h says how rarely
+ * that can happen). Returns 0 once written or queued, -EPIPE when the
+ * connection is closed or its replies have ended, -ENOMEM or -EMSGSIZE
+ * when the message cannot be packed, or the negative errno of a direct
+ * write that failed (the connection is then stopped). A write by the
+ * writer thread that fails later stops the connection and is logged; the
+ * sender is not told. Safe from any thread that holds a reference.
  */
 int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
                      uint32_t len);
 
 /*
- * End the replies (graceful): no more messages can be sent, the writer
- * writes what is queued and ends. The worker that handles a connection's
- * last request calls it (msghandler.h).
- */
-void zn_conn_end_replies(struct zn_conn *conn);
-
-/*
- * One request of this connection has been handled, or dropped: the reader,
- * which counted it in flight before it submitted it, may read another.
- * Called by zn_request_free().
+ * One request that on_msg took over has been handled, or dropped: its
+ * reply can no longer come, and the reader may read another.
  */
 void zn_conn_request_done(struct zn_conn *conn);
 
@@ -139,9 +144,8 @@ void zn_conn_hold(struct zn_conn *conn);
 void zn_conn_release(struct zn_conn *conn);
 
 /*
- * The socket (Go: GetTCPConnection). Only zn_conn_send_msg() and the
- * writer thread write to it: a write of your own could land in the middle
- * of a queued reply.
+ * The socket (Go: GetTCPConnection). Only the writer writes to it: a
+ * write of your own could land in the middle of a queued reply.
  */
 int zn_conn_fd(const struct zn_conn *conn);
 
@@ -153,13 +157,6 @@ const char *zn_conn_remote_addr(const struct zn_conn *conn);
 
 /* True once zn_conn_stop() has run. */
 bool zn_conn_is_closed(const struct zn_conn *conn);
-
-/*
- * The limits on properties, per connection: they are set from what
- * clients send, and a client must not grow its connection without bound.
- */
-#define ZN_MAX_PROPERTIES 64
-#define ZN_MAX_PROPERTY_KEY 64 /* bytes, without the NUL */
 
 /*
  * Set property key (a non-empty string of at most ZN_MAX_PROPERTY_KEY
@@ -191,9 +188,7 @@ int zn_conn_remove_property(struct zn_conn *conn, const char *key);
  * wait for the lock it is called under). Returns what the last fn
  * returned: non-zero stops the walk.
  */
-int zn_conn_foreach_property(struct zn_conn *conn,
-                             int (*fn)(const char *key, const void *value,
-                                       size_t len, void *arg),
+int zn_conn_foreach_property(struct zn_conn *conn, zn_property_fn fn,
                              void *arg);
 
 #endif

@@ -24,7 +24,6 @@ struct zn_worker {
 };
 
 struct zn_msghandler {
-    atomic_int refs; /* the server's and one per connection */
     struct zn_map *apis; /* uint32_t msg id -> struct zn_router * */
     uint32_t nworkers; /* started; 0: requests are handled by readers */
     struct zn_worker *workers; /* nworkers of them */
@@ -38,7 +37,6 @@ struct zn_msghandler *zn_msghandler_new(void)
 
     if (h == NULL)
         return NULL;
-    atomic_init(&h->refs, 1);
     h->nworkers = 0;
     h->workers = NULL;
     h->stopped = false;
@@ -52,26 +50,12 @@ struct zn_msghandler *zn_msghandler_new(void)
     return h;
 }
 
-void zn_msghandler_hold(struct zn_msghandler *h)
+void zn_msghandler_free(struct zn_msghandler *h)
 {
-    if (h != NULL)
-        atomic_fetch_add(&h->refs, 1);
-}
-
-void zn_msghandler_release(struct zn_msghandler *h)
-{
-    /*
-     * The atomic decrement also orders memory: whatever a reader thread did
-     * with the table happens before the free by whoever drops the last
-     * reference.
-     */
-    if (h == NULL || atomic_fetch_sub(&h->refs, 1) != 1)
+    if (h == NULL)
         return;
-    /*
-     * The queues are empty: the workers drained them before they were
-     * joined, and every request holds a connection, which holds this
-     * table, so none can still be queued when the last reference goes.
-     */
+    /* The queues are empty: the workers drained them before they were
+     * joined. */
     for (uint32_t i = 0; i < h->nworkers; i++)
         zn_chan_free(h->workers[i].tasks, NULL);
     free(h->workers);
@@ -105,22 +89,34 @@ void zn_msghandler_do(struct zn_msghandler *h, struct zn_request *req)
 }
 
 /*
- * Handle one request and free it. The last request of a connection has no
- * message: every request before it has been handled, so its replies can
- * end. A request of a stopped connection is dropped: nobody would get its
- * reply. So is every request still queued when the server stops: a stop
- * aborts the connections (DESIGN §8), and handling what is queued could
- * keep the stop waiting on clients that do not read.
+ * The end of a request, handled or not: free it, tell its connection (the
+ * reader may read another) and drop the request's reference.
+ */
+static void finish(struct zn_request *req)
+{
+    struct zn_conn *conn = zn_request_conn(req);
+
+    zn_request_free(req);
+    zn_conn_request_done(conn);
+    zn_conn_release(conn);
+}
+
+/*
+ * Handle one request and finish it. A request of a stopped connection is
+ * dropped: nobody would get its reply. So is every request still queued
+ * when the server stops: a stop aborts the connections (DESIGN §8), and
+ * handling what is queued could keep the stop waiting on clients that do
+ * not read.
  */
 static void handle(struct zn_msghandler *h, struct zn_request *req)
 {
+    struct zn_conn *conn = zn_request_conn(req);
+
     if (atomic_load(&h->draining))
-        zn_conn_stop(req->conn);
-    else if (req->msg == NULL)
-        zn_conn_end_replies(req->conn);
-    else if (!zn_conn_is_closed(req->conn))
+        zn_conn_stop(conn);
+    else if (!zn_conn_is_closed(conn))
         zn_msghandler_do(h, req);
-    zn_request_free(req);
+    finish(req);
 }
 
 /* A worker: handle the requests of its queue until it is closed and
@@ -138,13 +134,13 @@ static void *worker_thread(void *arg)
 int zn_msghandler_start_workers(struct zn_msghandler *h)
 {
     uint32_t n = zn_global.worker_pool_size;
-    int rc = 0;
+    int rc = -ENOMEM;
 
     if (n == 0)
         return 0;
     h->workers = calloc(n, sizeof(*h->workers));
     if (h->workers == NULL)
-        return -ENOMEM;
+        goto err;
     for (uint32_t i = 0; i < n; i++) {
         struct zn_worker *w = &h->workers[i];
         char name[24]; /* "zn-worker-" and an id; the kernel keeps 15 */
@@ -154,41 +150,56 @@ int zn_msghandler_start_workers(struct zn_msghandler *h)
         w->tasks = zn_chan_new(zn_global.max_worker_task_len);
         if (w->tasks == NULL) {
             rc = -ENOMEM;
-            break;
+            goto err;
         }
         snprintf(name, sizeof(name), "zn-worker-%u", i);
         rc = zn_thread_start(&w->tid, worker_thread, w, false, name);
         if (rc < 0) {
             zn_chan_free(w->tasks, NULL);
-            break;
+            goto err;
         }
         h->nworkers++;
-    }
-    if (rc < 0) {
-        zn_error("cannot start %u workers: %s", n, zn_strerror(-rc));
-        zn_msghandler_stop_workers(h);
-        for (uint32_t i = 0; i < h->nworkers; i++)
-            zn_chan_free(h->workers[i].tasks, NULL);
-        free(h->workers);
-        h->workers = NULL;
-        h->nworkers = 0;
-        h->stopped = false;
-        return rc;
     }
     zn_info("%u worker%s started, %u requests each", n, n == 1 ? "" : "s",
             (unsigned)zn_global.max_worker_task_len);
     return 0;
+err:
+    zn_error("cannot start %u workers: %s", n, zn_strerror(-rc));
+    /* Those already started: close every queue, then join and free. */
+    for (uint32_t i = 0; i < h->nworkers; i++)
+        zn_chan_close(h->workers[i].tasks);
+    for (uint32_t i = 0; i < h->nworkers; i++) {
+        pthread_join(h->workers[i].tid, NULL);
+        zn_chan_free(h->workers[i].tasks, NULL);
+    }
+    free(h->workers);
+    h->workers = NULL;
+    h->nworkers = 0;
+    return rc;
 }
 
-int zn_msghandler_submit(struct zn_msghandler *h, struct zn_request *req)
+int zn_msghandler_submit(struct zn_msghandler *h, struct zn_conn *conn,
+                         struct zn_msg *msg)
 {
+    struct zn_request *req = zn_request_new(conn, msg);
+    int rc;
+
+    if (req == NULL) {
+        zn_error("conn %u: no memory for a request", zn_conn_id(conn));
+        zn_msg_free(msg);
+        zn_conn_request_done(conn);
+        return -ENOMEM;
+    }
+    zn_conn_hold(conn); /* the request's, until finish() */
     if (h->nworkers == 0) {
         handle(h, req);
         return 0;
     }
     /* One connection, one worker: its requests stay in order. */
-    return zn_chan_send(h->workers[zn_conn_id(req->conn) % h->nworkers].tasks,
-                        req);
+    rc = zn_chan_send(h->workers[zn_conn_id(conn) % h->nworkers].tasks, req);
+    if (rc < 0)
+        finish(req); /* the workers have been stopped */
+    return rc;
 }
 
 void zn_msghandler_stop_workers(struct zn_msghandler *h)

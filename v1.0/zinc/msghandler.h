@@ -25,25 +25,15 @@
 
 struct zn_msghandler;
 
-/*
- * A new, empty table, with one reference held by the caller. Returns NULL
- * with errno ENOMEM.
- */
+/* A new, empty table. Returns NULL with errno ENOMEM. */
 struct zn_msghandler *zn_msghandler_new(void);
 
 /*
- * Take one more reference to the table. Every connection holds one: its
- * detached reader thread may still be finishing a message, or submitting
- * one, when the server that created the table is freed at shutdown. NULL
- * is a no-op.
+ * Free the table (the routers are the caller's), once the workers have
+ * been stopped and nothing submits any more: from v0.9 the server joins
+ * every reader first. NULL is a no-op.
  */
-void zn_msghandler_hold(struct zn_msghandler *h);
-
-/*
- * Drop a reference; the last one frees the table (the routers are the
- * caller's). Safe from any thread. NULL is a no-op.
- */
-void zn_msghandler_release(struct zn_msghandler *h);
+void zn_msghandler_free(struct zn_msghandler *h);
 
 /*
  * Register router for message id. Returns 0, -EEXIST when id already has a
@@ -71,20 +61,20 @@ void zn_msghandler_do(struct zn_msghandler *h, struct zn_request *req);
 int zn_msghandler_start_workers(struct zn_msghandler *h);
 
 /*
- * Hand req over (Go: SendMsgToTaskQueue): queue it for worker
+ * Hand over msg, which arrived on conn (Go: SendMsgToTaskQueue): wrap it
+ * in a request, which holds a reference to conn, and queue it for worker
  * conn_id % WorkerPoolSize, waiting while that worker's queue is full (the
  * reader that submits stops reading its client: backpressure on that
  * client only). Without workers, handle it at once on the calling thread.
- * Either way the request is freed once handled. A request without a
- * message is a connection's last: when the worker gets to it, every
- * request of that connection has been handled, and the connection's
- * outgoing channel is closed (zn_conn_end_replies()). A request whose
- * connection has been stopped is dropped unhandled.
+ * A request whose connection has been stopped is dropped unhandled.
+ * Either way, once it has been handled or dropped, the request is freed
+ * and the connection told (zn_conn_request_done()).
  *
- * Returns 0, or -EPIPE when the workers have been stopped: req is then
- * still the caller's.
+ * msg is taken over in every case. Returns 0, -EPIPE when the workers
+ * have been stopped, or -ENOMEM; the connection has then been told too.
  */
-int zn_msghandler_submit(struct zn_msghandler *h, struct zn_request *req);
+int zn_msghandler_submit(struct zn_msghandler *h, struct zn_conn *conn,
+                         struct zn_msg *msg);
 
 /*
  * Stop the workers: close their queues, let each empty its own, stopping

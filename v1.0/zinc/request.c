@@ -1,9 +1,12 @@
 #include "zinc/request.h"
 
-#include "zinc/connection.h"
-
 #include <errno.h>
 #include <stdlib.h>
+
+struct zn_request {
+    struct zn_conn *conn; /* where the message came from, where to reply */
+    struct zn_msg *msg; /* the message read, owned */
+};
 
 struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg)
 {
@@ -13,7 +16,6 @@ struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg)
         errno = ENOMEM;
         return NULL;
     }
-    zn_conn_hold(conn);
     req->conn = conn;
     req->msg = msg;
     return req;
@@ -23,10 +25,7 @@ void zn_request_free(struct zn_request *req)
 {
     if (req == NULL)
         return;
-    if (req->msg != NULL)
-        zn_conn_request_done(req->conn); /* the reader counted it */
     zn_msg_free(req->msg);
-    zn_conn_release(req->conn);
     free(req);
 }
 

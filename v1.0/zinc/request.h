@@ -1,6 +1,10 @@
 /*
  * request -- what a router is handed: the connection a message came from,
  * and the message.
+ *
+ * From v0.8 a request may wait in a worker's queue while the reader reads
+ * on, so it lives on the heap, and nobody outside request.c needs to know
+ * what is in it: the struct is opaque, read through the getters below.
  */
 #ifndef ZN_REQUEST_H
 #define ZN_REQUEST_H
@@ -10,32 +14,17 @@
 #include "zinc/message.h"
 
 struct zn_conn;
+struct zn_request;
 
 /*
- * From v0.8 a request may wait in a worker's queue while the reader reads
- * on, so it lives on the heap and owns what it points to: the message and
- * a reference to the connection, which therefore stays valid until the
- * request is freed, even if the client has gone. A request without a
- * message (msg NULL) is the connection's last: see zn_msghandler_submit().
- * The fields are visible, but routers read them through the getters below.
- */
-struct zn_request {
-    struct zn_conn *conn; /* where the message came from, where to reply */
-    struct zn_msg *msg; /* the message read, owned */
-};
-
-/*
- * A new request for msg (which it takes over; NULL for the last one) from
- * conn (of which it takes a reference). Returns NULL with errno ENOMEM;
- * msg is then still the caller's.
+ * A new request for msg, which it takes over, from conn. The message
+ * handler makes it and holds a reference to conn for as long as the
+ * request lives. Returns NULL with errno ENOMEM; msg is then still the
+ * caller's.
  */
 struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg);
 
-/*
- * Free the request and its message, tell the connection one request less
- * is in flight (zn_conn_request_done(), when there is a message), and
- * release the connection.
- */
+/* Free the request and its message. NULL is a no-op. */
 void zn_request_free(struct zn_request *req);
 
 /* The connection the request arrived on. */

@@ -113,18 +113,6 @@ void zn_server_set_on_conn_stop(struct zn_server *s, zn_conn_hook hook,
     s->on_stop_data = data;
 }
 
-void zn_server_call_on_conn_start(struct zn_server *s, struct zn_conn *conn)
-{
-    if (s->on_start != NULL)
-        s->on_start(conn, s->on_start_data);
-}
-
-void zn_server_call_on_conn_stop(struct zn_server *s, struct zn_conn *conn)
-{
-    if (s->on_stop != NULL)
-        s->on_stop(conn, s->on_stop_data);
-}
-
 /*
  * Warn when MaxConn cannot be reached: every connection holds one
  * descriptor, and the process may open only RLIMIT_NOFILE of them. (It
@@ -256,6 +244,63 @@ static bool over_max_conn(struct zn_server *s, int fd)
     return true;
 }
 
+/* What the server does with a connection's messages: see v0.8. */
+static void route_msg(struct zn_conn *conn, struct zn_msg *msg, void *data)
+{
+    struct zn_server *s = data;
+
+    if (zn_msghandler_submit(s->handler, conn, msg) < 0)
+        zn_conn_stop(conn); /* the server is stopping, or no memory */
+}
+
+/* The hooks, run on the connection's reader thread. */
+static void conn_started(struct zn_conn *conn, void *data)
+{
+    struct zn_server *s = data;
+
+    if (s->on_start != NULL)
+        s->on_start(conn, s->on_start_data);
+}
+
+static void conn_stopped(struct zn_conn *conn, void *data)
+{
+    struct zn_server *s = data;
+
+    if (s->on_stop != NULL)
+        s->on_stop(conn, s->on_stop_data);
+}
+
+/*
+ * A reader's last call: take conn off the manager and hand a reference
+ * to the main thread, which joins the reader (zn_conn_join()) and then
+ * drops it (join_ended()).
+ */
+static void reader_exit(struct zn_conn *conn, void *data)
+{
+    struct zn_server *s = data;
+
+    /* It no longer counts against MaxConn. */
+    zn_connmgr_remove(s->conns, conn);
+    zn_conn_hold(conn);
+    /*
+     * The pointer itself goes through the pipe, with the reference: the
+     * main thread learns which thread to join, and wakes up to do it. A
+     * write of at most PIPE_BUF bytes is atomic, so the pointers of many
+     * readers never mix, and this end blocks while the pipe is full. It
+     * cannot fail otherwise: the main thread keeps the other end open
+     * until it has joined every reader.
+     */
+    while (write(s->ended[1], &conn, sizeof(conn)) < 0 && errno == EINTR)
+        continue;
+}
+
+static const struct zn_conn_ops conn_ops = {
+    .on_start = conn_started,
+    .on_msg = route_msg,
+    .on_stop = conn_stopped,
+    .on_exit = reader_exit,
+};
+
 /*
  * Wrap an accepted socket in a connection, list it in the manager and
  * start its reader thread.
@@ -274,7 +319,7 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
-    conn = zn_conn_new(s, fd, s->next_id++, sa, len, s->handler);
+    conn = zn_conn_new(fd, s->next_id++, sa, len, &conn_ops, s);
     if (conn == NULL) {
         zn_error("[%s] out of memory for a connection", s->name);
         close(fd);
@@ -297,22 +342,6 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
         return;
     }
     s->readers++;
-}
-
-void zn_server_conn_ended(struct zn_server *s, struct zn_conn *conn)
-{
-    /* It no longer counts against MaxConn. */
-    zn_connmgr_remove(s->conns, conn);
-    /*
-     * The pointer itself goes through the pipe, with the reader's
-     * reference: the main thread learns which thread to join, and wakes
-     * up to do it. A write of at most PIPE_BUF bytes is atomic, so the
-     * pointers of many readers never mix, and this end blocks while the
-     * pipe is full. It cannot fail otherwise: the main thread keeps the
-     * other end open until it has joined every reader.
-     */
-    while (write(s->ended[1], &conn, sizeof(conn)) < 0 && errno == EINTR)
-        continue;
 }
 
 /*
@@ -565,7 +594,7 @@ void zn_server_free(struct zn_server *s)
     if (s->handler != NULL)
         zn_msghandler_stop_workers(s->handler); /* if serve() did not */
     zn_connmgr_free(s->conns); /* empty: every reader has been joined */
-    zn_msghandler_release(s->handler);
+    zn_msghandler_free(s->handler);
     free(s->name);
     free(s->ip);
     free(s);

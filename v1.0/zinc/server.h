@@ -104,17 +104,4 @@ uint16_t zn_server_port(const struct zn_server *s);
 /* Close the listening socket and free the server. NULL is a no-op. */
 void zn_server_free(struct zn_server *s);
 
-/*
- * For connection.c: run a hook (if set) for conn, on its reader thread.
- */
-void zn_server_call_on_conn_start(struct zn_server *s, struct zn_conn *conn);
-void zn_server_call_on_conn_stop(struct zn_server *s, struct zn_conn *conn);
-
-/*
- * For connection.c, a reader's last call: take conn off the manager and
- * hand the reader's reference to the main thread, which joins the reader
- * (zn_conn_join()) and drops the reference.
- */
-void zn_server_conn_ended(struct zn_server *s, struct zn_conn *conn);
-
 #endif
