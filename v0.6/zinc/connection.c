@@ -57,10 +57,14 @@ struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
 
     if (c == NULL)
         return NULL;
+    if (pthread_mutex_init(&c->send_lock, NULL) != 0) {
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
     c->fd = fd;
     c->id = id;
     atomic_init(&c->closed, false);
-    pthread_mutex_init(&c->send_lock, NULL);
     c->ops = ops;
     c->data = data;
     zn_addr_format(addr, addrlen, c->remote, sizeof(c->remote));

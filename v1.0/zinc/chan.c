@@ -22,30 +22,45 @@ struct zn_chan *zn_chan_new(size_t capacity)
 {
     struct zn_chan *ch;
     pthread_condattr_t attr;
+    int rc;
 
     if (capacity == 0 || capacity > SIZE_MAX / sizeof(void *)) {
         errno = EINVAL;
         return NULL;
     }
     ch = malloc(sizeof(*ch));
+    if (ch == NULL)
+        goto err;
     /* malloc, not calloc: a slot's page costs memory only once used. */
-    if (ch == NULL || (ch->slots = malloc(capacity * sizeof(void *))) == NULL) {
-        free(ch);
-        errno = ENOMEM;
-        return NULL;
-    }
+    ch->slots = malloc(capacity * sizeof(void *));
+    if (ch->slots == NULL)
+        goto err_ch;
+    if (pthread_mutex_init(&ch->lock, NULL) != 0)
+        goto err_slots;
+    /* The timed send waits on the monotonic clock: see send_locked(). */
+    if (pthread_condattr_init(&attr) != 0)
+        goto err_lock;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&ch->not_full, &attr);
+    if (rc == 0 && (rc = pthread_cond_init(&ch->not_empty, &attr)) != 0)
+        pthread_cond_destroy(&ch->not_full);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        goto err_lock;
     ch->cap = capacity;
     ch->head = 0;
     ch->count = 0;
     ch->closed = false;
-    pthread_mutex_init(&ch->lock, NULL);
-    /* The timed send waits on the monotonic clock: see send_locked(). */
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&ch->not_full, &attr);
-    pthread_cond_init(&ch->not_empty, &attr);
-    pthread_condattr_destroy(&attr);
     return ch;
+err_lock:
+    pthread_mutex_destroy(&ch->lock);
+err_slots:
+    free(ch->slots);
+err_ch:
+    free(ch);
+err:
+    errno = ENOMEM;
+    return NULL;
 }
 
 /*
