@@ -41,6 +41,11 @@ def code(text):
     return STRING_RE.sub('""', text)
 
 
+def module(stem):
+    """connection_internal.h belongs to the connection module."""
+    return stem.removesuffix("_internal")
+
+
 def dependencies(zinc_dir):
     """{module: {module it depends on: [why, ...]}} for one zinc/ dir."""
     files = {p: strip(p.read_text()) for p in sorted(zinc_dir.glob("*.[ch]"))}
@@ -48,14 +53,14 @@ def dependencies(zinc_dir):
     for path, text in files.items():
         if path.suffix == ".h":
             for name in FUNC_RE.findall(code(text)):
-                owner.setdefault(name, path.stem)
+                owner.setdefault(name, module(path.stem))
     deps = {}
     for path, text in files.items():
-        mod = path.stem
+        mod = module(path.stem)
         edges = deps.setdefault(mod, {})
         for inc in INCLUDE_RE.findall(text):
-            if inc != mod:
-                edges.setdefault(inc, []).append(
+            if module(inc) != mod:
+                edges.setdefault(module(inc), []).append(
                     f'{path.name} includes "zinc/{inc}.h"')
         if path.suffix == ".c":
             for name in sorted(set(FUNC_RE.findall(code(text)))):

@@ -4,7 +4,11 @@
  * message with that id still goes to the first router.
  * Built by tests/test_routing.py against a stage's build/libzinc.a.
  */
+#include "zinc/msghandler.h"
 #include "zinc/server.h"
+#if ZN_STAGE_MINOR >= 8
+#include "zinc/request_internal.h"
+#endif
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +39,7 @@ int main(void)
     struct zn_msghandler *h = zn_msghandler_new();
 #if ZN_STAGE_MINOR >= 8
     /* From v0.8 a request lives on the heap and its struct is opaque. */
-    struct zn_request *req = zn_request_new(NULL, zn_msg_new(7, "x", 1));
+    struct zn_request *req = zn__request_new(NULL, zn_msg_new(7, "x", 1));
 #else
     struct zn_request stack_req = {.conn = NULL, .msg = zn_msg_new(7, "x", 1)};
     struct zn_request *req = stack_req.msg != NULL ? &stack_req : NULL;
@@ -56,7 +60,7 @@ int main(void)
     printf("handler: first %d, second %d, msg id 7 handled by router %d\n", d,
            e, handled_by);
 #if ZN_STAGE_MINOR >= 8
-    zn_request_free(req);
+    zn__request_free(req);
 #else
     zn_msg_free(stack_req.msg);
 #endif

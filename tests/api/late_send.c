@@ -271,7 +271,7 @@ static void run(struct zn_msghandler *h, uint32_t id, uint32_t msg_id)
         return;
     }
     conn = test_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
-    if (conn == NULL || zn_conn_start(conn) < 0) {
+    if (conn == NULL || zn__conn_start(conn) < 0) {
         perror("zn_conn_new/start");
         failures++;
         return;
@@ -382,7 +382,7 @@ static void run_blocked_sender(struct zn_msghandler *h, uint32_t id)
         return;
     }
     zn_conn_hold(conn); /* ours, for the stop */
-    if (zn_conn_start(conn) < 0) {
+    if (zn__conn_start(conn) < 0) {
         perror("zn_conn_start");
         failures++;
         return;

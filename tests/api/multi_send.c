@@ -143,7 +143,7 @@ int main(int argc, char **argv)
     close(lfd);
 
     /* A small outgoing channel: it is full soon after the writer blocks.
-     * zn_conn_new() sizes the channel from zn_global. */
+     * zn__conn_new() sizes the channel from zn_global. */
     zn_global.max_msg_chan_len = 2;
     handler = zn_msghandler_new(); /* no routers: the client sends nothing */
     if (handler == NULL)
@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         return perror("zn_conn_new"), 1;
     test_handler_done(handler); /* the reader holds its own */
     zn_conn_hold(conn); /* ours, for the senders; the other is the reader's */
-    if (zn_conn_start(conn) < 0)
+    if (zn__conn_start(conn) < 0)
         return perror("zn_conn_start"), 1;
 
     for (int i = 0; i < THREADS; i++) {

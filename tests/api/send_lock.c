@@ -104,7 +104,7 @@ int main(void)
     if (conn == NULL)
         return perror("zn_conn_new"), 1;
     zn_conn_hold(conn);
-    if (zn_conn_start(conn) < 0)
+    if (zn__conn_start(conn) < 0)
         return perror("zn_conn_start"), 1;
 #endif
     for (int i = 0; i < THREADS; i++) {
@@ -159,7 +159,7 @@ int main(void)
         failed += senders[i].failed;
     }
 #if ZN_STAGE_MINOR < 7
-    zn_conn_free(conn);
+    zn__conn_free(conn);
 #else
     zn_conn_release(conn);
 #endif

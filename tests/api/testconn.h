@@ -3,7 +3,7 @@
  * tests/api that test the connection itself (v0.5+).
  *
  *     conn = test_conn_new(fd, id, addr, addrlen, handler);
- *     ... zn_conn_start(conn) ...
+ *     ... zn__conn_start(conn) ...
  *     test_handler_done(handler);
  *
  * The connection's messages go to the routers of `handler` (a message
@@ -16,7 +16,7 @@
 #ifndef ZN_TESTCONN_H
 #define ZN_TESTCONN_H
 
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
 
 #include <pthread.h>
 
@@ -27,7 +27,7 @@ static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
                                             socklen_t addrlen, void *handler)
 {
     (void)handler;
-    return zn_conn_new(fd, id, addr, addrlen, NULL);
+    return zn__conn_new(fd, id, addr, addrlen, NULL);
 }
 
 #else
@@ -41,7 +41,7 @@ static inline void test_on_msg(struct zn_conn *conn, struct zn_msg *msg,
 #if ZN_STAGE_MINOR >= 8
     if (data == NULL) {
         zn_msg_free(msg);
-        zn_conn_request_done(conn);
+        zn__conn_request_done(conn);
     } else if (zn_msghandler_submit(data, conn, msg) < 0) {
         zn_conn_stop(conn);
     }
@@ -98,7 +98,7 @@ static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
         .on_msg = test_on_msg,
         .on_exit = test_on_exit,
     };
-    struct zn_conn *conn = zn_conn_new(fd, id, addr, addrlen, &ops, handler);
+    struct zn_conn *conn = zn__conn_new(fd, id, addr, addrlen, &ops, handler);
 
 #if ZN_STAGE_MINOR < 9
     if (conn != NULL)

@@ -1,4 +1,4 @@
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
 
 #include "zn_addr.h"
 #include "zn_io.h"
@@ -30,8 +30,8 @@ struct zn_conn {
     char remote[ZN_ADDR_STRLEN]; /* "IP:PORT" of the peer */
 };
 
-struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, struct zn_router *router)
+struct zn_conn *zn__conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                             socklen_t addrlen, struct zn_router *router)
 {
     struct zn_conn *c = calloc(1, sizeof(*c));
 
@@ -66,11 +66,11 @@ static void *reader_thread(void *arg)
 
     /* Whoever ended the loop, this thread owns c: stop it and free it. */
     zn_conn_stop(c);
-    zn_conn_free(c);
+    zn__conn_free(c);
     return NULL;
 }
 
-int zn_conn_start(struct zn_conn *c)
+int zn__conn_start(struct zn_conn *c)
 {
     pthread_attr_t attr;
     sigset_t block, old;
@@ -111,7 +111,7 @@ void zn_conn_stop(struct zn_conn *c)
     /*
      * shutdown(), not close(): the peer learns at once that the
      * connection is over, and any later read() returns 0, but the
-     * descriptor stays open until the reader closes it in zn_conn_free(),
+     * descriptor stays open until the reader closes it in zn__conn_free(),
      * so its number cannot be reused by another accept() while the reader
      * still uses it. (From v0.7 other threads stop a connection while its
      * reader is blocked in read(); shutdown() is what wakes it.)
@@ -120,7 +120,7 @@ void zn_conn_stop(struct zn_conn *c)
     zn_info("conn %u stopped", c->id);
 }
 
-void zn_conn_free(struct zn_conn *c)
+void zn__conn_free(struct zn_conn *c)
 {
     if (c == NULL)
         return;

@@ -1,6 +1,6 @@
 #include "zinc/server.h"
 
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
 
 #include "zn_addr.h"
 #include "zn_fd.h"
@@ -169,17 +169,17 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
-    conn = zn_conn_new(fd, s->next_id++, sa, len, s->router);
+    conn = zn__conn_new(fd, s->next_id++, sa, len, s->router);
     if (conn == NULL) {
         zn_error("[%s] out of memory for a connection", s->name);
         close(fd);
         return;
     }
-    rc = zn_conn_start(conn);
+    rc = zn__conn_start(conn);
     if (rc < 0) {
         zn_error("conn %u: cannot start a thread: %s", zn_conn_id(conn),
                  zn_strerror(-rc));
-        zn_conn_free(conn);
+        zn__conn_free(conn);
     }
 }
 

@@ -18,24 +18,6 @@
 struct zn_conn;
 
 /*
- * Wrap the connected socket fd as connection `id`, peer `addr`, served by
- * `router` (which must outlive the connection). The connection owns fd from
- * now on. Returns NULL with errno set when out of memory (fd is then still
- * the caller's).
- */
-struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, struct zn_router *router);
-
-/*
- * Start the connection's reader thread. From then on the reader thread owns
- * the connection: when the client leaves or zn_conn_stop() is called, it
- * closes the socket and frees the connection. Returns 0, or a negative errno
- * when no thread could be started (the caller still owns conn then and
- * releases it with zn_conn_free()).
- */
-int zn_conn_start(struct zn_conn *conn);
-
-/*
  * Stop the connection: mark it closed, shut the socket down (which wakes
  * the reader thread so it can clean up) and log "conn N stopped".
  * Idempotent: only the first call has an effect, so a router and the
@@ -48,9 +30,6 @@ int zn_conn_start(struct zn_conn *conn);
  * that; v0.7 counts references so that it can.
  */
 void zn_conn_stop(struct zn_conn *conn);
-
-/* Close the socket and free a connection that was never started. */
-void zn_conn_free(struct zn_conn *conn);
 
 /* The socket, for writing replies (Go: GetTCPConnection). */
 int zn_conn_fd(const struct zn_conn *conn);

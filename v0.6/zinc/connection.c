@@ -1,4 +1,4 @@
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
 
 #include "zinc/config.h"
 #include "zinc/datapack.h"
@@ -47,9 +47,9 @@ struct zn_conn {
     char rbuf[ZN_READ_BUF]; /* what the last read() brought */
 };
 
-struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, const struct zn_conn_ops *ops,
-                            void *data)
+struct zn_conn *zn__conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                             socklen_t addrlen, const struct zn_conn_ops *ops,
+                             void *data)
 {
     /* malloc, not calloc: the pages of rbuf cost memory only once a
      * read() fills them, so an idle connection does not pay for them. */
@@ -206,11 +206,11 @@ static void *reader_thread(void *arg)
     /* Whoever ended the loop, this thread owns c: stop it and free it. */
     zn_conn_stop(c);
     c->ops->on_exit(c, c->data);
-    zn_conn_free(c);
+    zn__conn_free(c);
     return NULL;
 }
 
-int zn_conn_start(struct zn_conn *c)
+int zn__conn_start(struct zn_conn *c)
 {
     pthread_attr_t attr;
     sigset_t block, old;
@@ -251,7 +251,7 @@ void zn_conn_stop(struct zn_conn *c)
     /*
      * shutdown(), not close(): the peer learns at once that the
      * connection is over, and any later read() returns 0, but the
-     * descriptor stays open until the reader closes it in zn_conn_free(),
+     * descriptor stays open until the reader closes it in zn__conn_free(),
      * so its number cannot be reused by another accept() while the reader
      * still uses it. (From v0.7 other threads stop a connection while its
      * reader is blocked in read(); shutdown() is what wakes it.)
@@ -284,7 +284,7 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
     return rc;
 }
 
-void zn_conn_free(struct zn_conn *c)
+void zn__conn_free(struct zn_conn *c)
 {
     if (c == NULL)
         return;

@@ -21,41 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "zinc/message.h"
-
 struct zn_conn;
-
-/*
- * What a connection reports to the code that made it. Both run on the
- * connection's reader thread.
- */
-struct zn_conn_ops {
-    /* A message arrived: handle it. msg is valid during the call only. */
-    void (*on_msg)(struct zn_conn *conn, struct zn_msg *msg, void *data);
-    /* The reader is done and frees the connection after this call: the
-     * last time data is used. */
-    void (*on_exit)(struct zn_conn *conn, void *data);
-};
-
-/*
- * Wrap the connected socket fd as connection `id`, peer `addr`, reporting
- * to ops (which must outlive it), each call passed `data`. The connection
- * owns fd from now on. Returns NULL with errno set when out of memory (fd
- * is then still the caller's).
- */
-struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, const struct zn_conn_ops *ops,
-                            void *data);
-
-/*
- * Start the connection's reader thread. From then on the reader thread owns
- * the connection: when the client leaves or zn_conn_stop() is called, it
- * calls on_exit, closes the socket and frees the connection. Returns 0, or
- * a negative errno
- * when no thread could be started (the caller still owns conn then and
- * releases it with zn_conn_free()).
- */
-int zn_conn_start(struct zn_conn *conn);
 
 /*
  * Stop the connection: mark it closed, shut the socket down (which wakes
@@ -82,9 +48,6 @@ void zn_conn_stop(struct zn_conn *conn);
  */
 int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
                      uint32_t len);
-
-/* Close the socket and free a connection that was never started. */
-void zn_conn_free(struct zn_conn *conn);
 
 /* The socket, for writing replies (Go: GetTCPConnection). */
 int zn_conn_fd(const struct zn_conn *conn);

@@ -1,4 +1,4 @@
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
 
 #include "zinc/config.h"
 #include "zinc/datapack.h"
@@ -40,9 +40,9 @@ struct zn_conn {
 
 static void write_failed(int err, void *data);
 
-struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, const struct zn_conn_ops *ops,
-                            void *data)
+struct zn_conn *zn__conn_new(int fd, uint32_t id, const struct sockaddr *addr,
+                             socklen_t addrlen, const struct zn_conn_ops *ops,
+                             void *data)
 {
     /* malloc, not calloc: the pages of rbuf cost memory only once a
      * read() fills them, so an idle connection does not pay for them. */
@@ -264,7 +264,7 @@ static void *reader_thread(void *arg)
     return NULL;
 }
 
-int zn_conn_start(struct zn_conn *c)
+int zn__conn_start(struct zn_conn *c)
 {
     pthread_t tid;
 

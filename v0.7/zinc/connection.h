@@ -38,41 +38,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "zinc/message.h"
-
 struct zn_conn;
-
-/*
- * What a connection reports to the code that made it. Both run on the
- * connection's reader thread.
- */
-struct zn_conn_ops {
-    /* A message arrived: handle it. msg is valid during the call only. */
-    void (*on_msg)(struct zn_conn *conn, struct zn_msg *msg, void *data);
-    /* The reader is done: the last time data is used. The reader drops
-     * its reference to the connection after this call. */
-    void (*on_exit)(struct zn_conn *conn, void *data);
-};
-
-/*
- * Wrap the connected socket fd as connection `id`, peer `addr`, reporting
- * to ops (which must outlive it), each call passed `data`. Its outgoing
- * channel holds MaxMsgChanLen replies (config.h). The connection owns fd
- * from now on, and the caller holds the one reference. Returns NULL with
- * errno set when out of memory (fd is then still the caller's).
- */
-struct zn_conn *zn_conn_new(int fd, uint32_t id, const struct sockaddr *addr,
-                            socklen_t addrlen, const struct zn_conn_ops *ops,
-                            void *data);
-
-/*
- * Start the connection's reader thread, which starts its writer thread.
- * The caller's reference passes to the reader: the caller must not use
- * conn afterwards unless it took a reference of its own first. Returns 0,
- * or a negative errno when no thread could be started (the caller still
- * holds its reference then and drops it with zn_conn_release()).
- */
-int zn_conn_start(struct zn_conn *conn);
 
 /*
  * Stop the connection (abort): mark it closed, shut the socket down both

@@ -2,7 +2,8 @@
 
 #include "zinc/chan.h"
 #include "zinc/config.h"
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
+#include "zinc/request_internal.h"
 
 #include "zn_log.h"
 #include "zn_map.h"
@@ -112,8 +113,8 @@ static void finish(struct zn_request *req)
 {
     struct zn_conn *conn = zn_request_conn(req);
 
-    zn_request_free(req);
-    zn_conn_request_done(conn);
+    zn__request_free(req);
+    zn__conn_request_done(conn);
     zn_conn_release(conn);
 }
 
@@ -197,13 +198,13 @@ err:
 int zn_msghandler_submit(struct zn_msghandler *h, struct zn_conn *conn,
                          struct zn_msg *msg)
 {
-    struct zn_request *req = zn_request_new(conn, msg);
+    struct zn_request *req = zn__request_new(conn, msg);
     int rc;
 
     if (req == NULL) {
         zn_error("conn %u: no memory for a request", zn_conn_id(conn));
         zn_msg_free(msg);
-        zn_conn_request_done(conn);
+        zn__conn_request_done(conn);
         return -ENOMEM;
     }
     zn_conn_hold(conn); /* the request's, until finish() */

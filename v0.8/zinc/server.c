@@ -1,7 +1,8 @@
 #include "zinc/server.h"
 
 #include "zinc/config.h"
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
+#include "zinc/msghandler.h"
 
 #include "zn_addr.h"
 #include "zn_fd.h"
@@ -202,14 +203,14 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
-    conn = zn_conn_new(fd, s->next_id++, sa, len, &conn_ops, s->handler);
+    conn = zn__conn_new(fd, s->next_id++, sa, len, &conn_ops, s->handler);
     if (conn == NULL) {
         zn_error("[%s] out of memory for a connection", s->name);
         close(fd);
         return;
     }
     zn_msghandler_hold(s->handler);
-    rc = zn_conn_start(conn);
+    rc = zn__conn_start(conn);
     if (rc < 0) {
         zn_error("conn %u: cannot start a thread: %s", zn_conn_id(conn),
                  zn_strerror(-rc));

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "zinc/msghandler.h"
+#include "zinc/router.h"
 
 struct zn_server;
 

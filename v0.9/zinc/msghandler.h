@@ -68,7 +68,7 @@ int zn_msghandler_start_workers(struct zn_msghandler *h);
  * client only). Without workers, handle it at once on the calling thread.
  * A request whose connection has been stopped is dropped unhandled.
  * Either way, once it has been handled or dropped, the request is freed
- * and the connection told (zn_conn_request_done()).
+ * and the connection told (zn__conn_request_done()).
  *
  * msg is taken over in every case. Returns 0, -EPIPE when the workers
  * have been stopped, or -ENOMEM; the connection has then been told too.

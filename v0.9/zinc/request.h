@@ -16,17 +16,6 @@
 struct zn_conn;
 struct zn_request;
 
-/*
- * A new request for msg, which it takes over, from conn. The message
- * handler makes it and holds a reference to conn for as long as the
- * request lives. Returns NULL with errno ENOMEM; msg is then still the
- * caller's.
- */
-struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg);
-
-/* Free the request and its message. NULL is a no-op. */
-void zn_request_free(struct zn_request *req);
-
 /* The connection the request arrived on. */
 struct zn_conn *zn_request_conn(const struct zn_request *req);
 

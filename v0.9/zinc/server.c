@@ -1,8 +1,9 @@
 #include "zinc/server.h"
 
 #include "zinc/config.h"
-#include "zinc/connection.h"
+#include "zinc/connection_internal.h"
 #include "zinc/connmgr.h"
+#include "zinc/msghandler.h"
 
 #include "zn_addr.h"
 #include "zn_fd.h"
@@ -272,7 +273,7 @@ static void conn_stopped(struct zn_conn *conn, void *data)
 
 /*
  * A reader's last call: take conn off the manager and hand a reference
- * to the main thread, which joins the reader (zn_conn_join()) and then
+ * to the main thread, which joins the reader (zn__conn_join()) and then
  * drops it (join_ended()).
  */
 static void reader_exit(struct zn_conn *conn, void *data)
@@ -319,7 +320,7 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         zn_warn("[%s] TCP_NODELAY: %s", s->name, zn_strerror(errno));
 
-    conn = zn_conn_new(fd, s->next_id++, sa, len, &conn_ops, s);
+    conn = zn__conn_new(fd, s->next_id++, sa, len, &conn_ops, s);
     if (conn == NULL) {
         zn_error("[%s] out of memory for a connection", s->name);
         close(fd);
@@ -333,7 +334,7 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
         zn_conn_release(conn);
         return;
     }
-    rc = zn_conn_start(conn);
+    rc = zn__conn_start(conn);
     if (rc < 0) {
         zn_error("conn %u: cannot start a thread: %s", zn_conn_id(conn),
                  zn_strerror(-rc));
@@ -353,7 +354,7 @@ static void join_ended(struct zn_server *s)
     struct zn_conn *conn;
 
     while (read(s->ended[0], &conn, sizeof(conn)) == (ssize_t)sizeof(conn)) {
-        zn_conn_join(conn);
+        zn__conn_join(conn);
         zn_conn_release(conn);
         s->readers--;
     }

@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "zinc/msghandler.h"
+#include "zinc/router.h"
 
 struct zn_conn;
 struct zn_server;

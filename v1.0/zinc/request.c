@@ -1,4 +1,4 @@
-#include "zinc/request.h"
+#include "zinc/request_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@ struct zn_request {
     struct zn_msg *msg; /* the message read, owned */
 };
 
-struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg)
+struct zn_request *zn__request_new(struct zn_conn *conn, struct zn_msg *msg)
 {
     struct zn_request *req = malloc(sizeof(*req));
 
@@ -21,7 +21,7 @@ struct zn_request *zn_request_new(struct zn_conn *conn, struct zn_msg *msg)
     return req;
 }
 
-void zn_request_free(struct zn_request *req)
+void zn__request_free(struct zn_request *req)
 {
     if (req == NULL)
         return;
