@@ -19,7 +19,7 @@
  * The program checks that the connection was stopped and that the last
  * zn_conn_release() closed its socket (so nothing leaks under ASan), and
  * prints one summary line. The log lines go to stderr, as the library
- * writes them; tests/test_slow_clients.py runs this 20 times and counts
+ * writes them; tests/test_slow_clients.py runs this RUNS times and counts
  * them (with fewer runs a race that bites once in a few runs would pass).
  */
 #include "zinc/config.h"

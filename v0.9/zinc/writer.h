@@ -96,9 +96,9 @@ int zn_writer_reserve(struct zn_writer *w);
 void zn_writer_unreserve(struct zn_writer *w);
 
 /*
- * The graceful end: no more replies. Waits until every reservation has
- * been given back (the requests in flight have been handled and their
- * replies sent), unless the writer is aborted meanwhile; then the thread
+ * The graceful end: no more replies. Waits until every reservation has been
+ * given back (the requests in flight have been handled and their replies
+ * sent or queued), unless the writer is aborted meanwhile; then the thread
  * writes what is queued and ends, and later sends get -EPIPE.
  */
 void zn_writer_end(struct zn_writer *w);
