@@ -3,9 +3,9 @@
  * goes out whole, never interleaved with another. Four threads send 100
  * messages of 64 KiB each on one connection (id = thread number, body full
  * of that byte); this thread reads the other end and checks every frame.
- * From v0.7 the connection is started and its writer thread does the
- * writing. Built by tests/test_framing.py against a stage's build/libzinc.a
- * (v0.5+).
+ * From v0.7 the connection is started and its writer does the writing (at
+ * once when the socket takes it, else through its thread). Built by
+ * tests/test_framing.py against a stage's build/libzinc.a (v0.5+).
  */
 #include "testconn.h"
 
@@ -97,7 +97,7 @@ int main(void)
     if (conn == NULL)
         return perror("zn_conn_new"), 1;
 #else
-    /* From v0.7 only the writer thread writes: start the connection (its
+    /* From v0.7 the connection's writer writes: start the connection (its
      * reader waits for requests that never come) and keep a reference for
      * the senders. */
     conn = test_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);

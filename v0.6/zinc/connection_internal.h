@@ -37,9 +37,8 @@ struct zn_conn *zn__conn_new(int fd, uint32_t id, const struct sockaddr *addr,
  * Start the connection's reader thread. From then on the reader thread owns
  * the connection: when the client leaves or zn_conn_stop() is called, it
  * calls on_exit, closes the socket and frees the connection. Returns 0, or
- * a negative errno
- * when no thread could be started (the caller still owns conn then and
- * releases it with zn__conn_free()).
+ * a negative errno when no thread could be started (the caller still owns
+ * conn then and releases it with zn__conn_free()).
  */
 int zn__conn_start(struct zn_conn *conn);
 

@@ -16,12 +16,11 @@
  * passed the `data` pointer given with them, as libuv's handles do. So it
  * can be read, and tested, on its own.
  *
- * Several threads now touch one connection, so it is reference counted:
- * the reader holds a reference, and so may any other thread that keeps
- * the pointer (zn_conn_hold()); the reader joins the writer thread before
- * it drops its own. The last
- * zn_conn_release() closes the socket and frees the connection; nobody
- * frees it under a thread that may still use it.
+ * Several threads now touch one connection, so it is reference counted: the
+ * reader holds a reference, and so may any other thread that keeps the
+ * pointer (zn_conn_hold()); the reader joins the writer thread before it
+ * drops its own. The last zn_conn_release() closes the socket and frees the
+ * connection; nobody frees it under a thread that may still use it.
  *
  * A connection ends one of two ways. Gracefully, when the client closes
  * its side: every request already read is handled, every reply already
