@@ -1,6 +1,7 @@
 /*
  * testconn.h -- a connection without a server, for the programs in
- * tests/api that test the connection itself (v0.5+).
+ * tests/api that test the connection itself (from v0.5, the first stage
+ * they are built against).
  *
  *     conn = test_conn_new(fd, id, addr, addrlen, handler);
  *     ... zn__conn_start(conn) ...
@@ -67,7 +68,9 @@ static inline void test_on_exit(struct zn_conn *conn, void *data)
     pthread_detach(pthread_self());
 }
 
-static struct zn_msghandler *test_kept_handler;
+/* volatile: a store the program never reads back would be optimized
+ * away, and LeakSanitizer would then find the handler unreachable. */
+static struct zn_msghandler *volatile test_kept_handler;
 
 static inline void test_handler_done(struct zn_msghandler *handler)
 {
