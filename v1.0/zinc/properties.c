@@ -12,6 +12,13 @@ struct zn_properties {
     struct zn_map *map; /* key -> struct zn_prop *, owned */
 };
 
+/* A property's value, with its key (the map's copy has no NUL). */
+struct zn_prop {
+    size_t len; /* bytes in value */
+    char key[ZN_MAX_PROPERTY_KEY + 1]; /* NUL-terminated */
+    unsigned char value[]; /* len bytes and a NUL */
+};
+
 struct zn_properties *zn_properties_new(void)
 {
     struct zn_properties *m = malloc(sizeof(*m));
@@ -41,13 +48,6 @@ void zn_properties_free(struct zn_properties *m)
     pthread_rwlock_destroy(&m->lock);
     free(m);
 }
-
-/* A property's value, with its key (the map's copy has no NUL). */
-struct zn_prop {
-    size_t len; /* bytes in value */
-    char key[ZN_MAX_PROPERTY_KEY + 1]; /* NUL-terminated */
-    unsigned char value[]; /* len bytes and a NUL */
-};
 
 int zn_properties_set(struct zn_properties *m, const char *key,
                       const void *value, size_t len)
