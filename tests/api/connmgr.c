@@ -123,7 +123,7 @@ static struct zn_conn *new_conn(uint32_t id, int *peer)
     }
     c = test_conn_new(sv[0], id, (struct sockaddr *)&addr, sizeof(addr), NULL);
     if (c == NULL) {
-        perror("zn_conn_new");
+        perror("test_conn_new");
         exit(1);
     }
     *peer = sv[1];
@@ -377,7 +377,7 @@ static struct zn_conn *new_dup_conn(uint32_t id)
     }
     c = test_conn_new(fd, id, (struct sockaddr *)&addr, sizeof(addr), NULL);
     if (c == NULL) {
-        perror("zn_conn_new");
+        perror("test_conn_new");
         exit(1);
     }
     return c;

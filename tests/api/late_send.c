@@ -272,7 +272,7 @@ static void run(struct zn_msghandler *h, uint32_t id, uint32_t msg_id)
     }
     conn = test_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
     if (conn == NULL || zn__conn_start(conn) < 0) {
-        perror("zn_conn_new/start");
+        perror("test_conn_new/zn__conn_start");
         failures++;
         return;
     }
@@ -377,13 +377,13 @@ static void run_blocked_sender(struct zn_msghandler *h, uint32_t id)
     zn_global.max_msg_chan_len = 1;
     conn = test_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
     if (conn == NULL) {
-        perror("zn_conn_new");
+        perror("test_conn_new");
         failures++;
         return;
     }
     zn_conn_hold(conn); /* ours, for the stop */
     if (zn__conn_start(conn) < 0) {
-        perror("zn_conn_start");
+        perror("zn__conn_start");
         failures++;
         return;
     }

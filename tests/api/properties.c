@@ -480,7 +480,7 @@ int main(void)
     conn =
         test_conn_new(sv[0], 7, (struct sockaddr *)&peer, sizeof(peer), NULL);
     if (conn == NULL)
-        return perror("zn_conn_new"), 1;
+        return perror("test_conn_new"), 1;
 
     single_thread();
     many_threads();

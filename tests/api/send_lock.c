@@ -95,17 +95,17 @@ int main(void)
     /* Never started: this test owns the connection. */
     conn = test_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);
     if (conn == NULL)
-        return perror("zn_conn_new"), 1;
+        return perror("test_conn_new"), 1;
 #else
     /* From v0.7 the connection's writer writes: start the connection (its
      * reader waits for requests that never come) and keep a reference for
      * the senders. */
     conn = test_conn_new(sfd, 0, (struct sockaddr *)&peer, plen, NULL);
     if (conn == NULL)
-        return perror("zn_conn_new"), 1;
+        return perror("test_conn_new"), 1;
     zn_conn_hold(conn);
     if (zn__conn_start(conn) < 0)
-        return perror("zn_conn_start"), 1;
+        return perror("zn__conn_start"), 1;
 #endif
     for (int i = 0; i < THREADS; i++) {
         senders[i] = (struct sender){.conn = conn, .id = (uint32_t)i};
