@@ -18,9 +18,9 @@ import pytest
 from zinc import ROOT
 
 # Top to bottom. A module may depend only on modules after it.
-ORDER = ["server", "connmgr", "msghandler", "connection", "writer",
-         "properties", "router", "request", "chan", "datapack", "message",
-         "config"]
+ORDER = ["server", "listener", "connmgr", "msghandler", "connection",
+         "writer", "properties", "router", "request", "chan", "datapack",
+         "message", "config"]
 CONNECTION_PARTS = {"connection", "writer", "properties"}
 ABOVE_CONNECTION = {"server", "connmgr", "msghandler", "request"}
 

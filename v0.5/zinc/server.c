@@ -2,42 +2,27 @@
 
 #include "zinc/config.h"
 #include "zinc/connection_internal.h"
+#include "zinc/listener.h"
 
-#include "zn_addr.h"
 #include "zn_fd.h"
 #include "zn_log.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/*
- * Clients taken from the accept queue in one go before the loop looks at
- * the wake-up pipe again, and how long it waits when accept() cannot get
- * what it needs (memory, a descriptor).
- */
-#define ZN_ACCEPT_BATCH 64
-#define ZN_ACCEPT_PAUSE_MS 100
-
 struct zn_server {
     char *name; /* shown in log lines */
     char *ip; /* address to bind, e.g. "127.0.0.1" */
-    uint16_t port; /* port to bind; after start, the port bound */
-    int listen_fd; /* listening socket, -1 until started */
+    uint16_t port; /* port to bind */
+    struct zn_listener *listener; /* NULL until started */
     int wake[2]; /* self-pipe: a byte in wake[1] stops serve() */
-    int spare_fd; /* kept free for when descriptors run out, or -1 */
-    bool starved; /* accept() is failing: logged once, until it works */
-    unsigned long turned_away; /* clients closed at once meanwhile */
     uint32_t next_id; /* the next connection id */
     struct zn_router *router; /* handles every request, not owned */
 };
@@ -52,16 +37,12 @@ struct zn_server *zn_server_new(void)
 
     if (s == NULL)
         return NULL;
-    s->listen_fd = -1;
     s->wake[0] = s->wake[1] = -1;
-    s->spare_fd = -1;
     s->port = zn_global.tcp_port;
     s->name = strdup(zn_global.name);
     s->ip = strdup(zn_global.host);
     if (s->name == NULL || s->ip == NULL || zn_fd_pipe(s->wake) < 0)
         goto err;
-    /* /dev/null is just a descriptor to give back: see shed_client(). */
-    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return s;
 err:
     rc = errno; /* strdup: ENOMEM; pipe: EMFILE or ENFILE */
@@ -77,74 +58,17 @@ void zn_server_add_router(struct zn_server *s, struct zn_router *router)
 
 int zn_server_start(struct zn_server *s)
 {
-    struct addrinfo hints = {0}, *res, *ai;
-    struct sockaddr_storage bound;
-    socklen_t len = sizeof(bound);
-    char port[8], addr[ZN_ADDR_STRLEN];
-    int fd = -1, err = 0, rc;
-
     if (s->router == NULL) {
         zn_error("[%s] no router: call zn_server_add_router() first", s->name);
         return -EINVAL;
     }
 
-    /* Numeric host and port only: a server should not wait on DNS. */
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%u", (unsigned)s->port);
-    rc = getaddrinfo(s->ip, port, &hints, &res);
-    if (rc != 0) {
-        zn_error("[%s] cannot resolve %s: %s", s->name, s->ip,
-                 gai_strerror(rc));
-        return -EINVAL;
-    }
-
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = zn_fd_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        /* Restart at once after a stop, even with old connections in
-         * TIME_WAIT on this port. */
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-            bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, SOMAXCONN) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-
-    /*
-     * With port 0 the system chose one: ask which. Non-blocking, because
-     * accept_clients() calls accept() until the queue is empty; a blocking
-     * accept() would then wait for the next client instead of going back
-     * to poll() and the wake-up pipe.
-     */
-    if (fd >= 0 && (getsockname(fd, (struct sockaddr *)&bound, &len) < 0 ||
-                    zn_fd_set_nonblock(fd, true) < 0)) {
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0) {
-        zn_error("[%s] cannot listen on %s:%u: %s", s->name, s->ip,
-                 (unsigned)s->port, zn_strerror(err));
-        return -err;
-    }
-    zn_addr_format((struct sockaddr *)&bound, len, addr, sizeof(addr));
-    s->port = ntohs(bound.ss_family == AF_INET6
-                        ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                        : ((struct sockaddr_in *)&bound)->sin_port);
-    s->listen_fd = fd;
+    s->listener = zn_listener_new(s->name, s->ip, s->port);
+    if (s->listener == NULL)
+        return -errno;
     /* NOTICE: printed at every log level, scripts wait for this line. */
     zn_notice("[%s] version %s listening on %s", s->name, zn_global.version,
-              addr);
+              zn_listener_addr(s->listener));
     return 0;
 }
 
@@ -160,9 +84,10 @@ void zn_server_stop(struct zn_server *s)
 }
 
 /* Wrap an accepted socket in a connection and start its reader thread. */
-static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
-                         socklen_t len)
+static void start_client(int fd, const struct sockaddr *sa, socklen_t len,
+                         void *data)
 {
+    struct zn_server *s = data;
     struct zn_conn *conn;
     int one = 1, rc;
 
@@ -183,111 +108,6 @@ static void start_client(struct zn_server *s, int fd, const struct sockaddr *sa,
                  zn_strerror(-rc));
         zn__conn_free(conn);
     }
-}
-
-/*
- * Out of file descriptors, accept() fails and leaves the client in the
- * queue, so poll() reports it again at once: retrying would spin a CPU and
- * fill the log, and waiting would leave the client connected to a server
- * that never answers. The spare descriptor gets out of that: give it back,
- * accept the client and close it at once, so it learns the server is
- * full, then take the spare again (libev and libuv do the same). Returns 0
- * when a client was turned away like that, or the errno of accept():
- * EAGAIN when nobody was waiting after all (Linux reports EMFILE before it
- * looks at the queue).
- */
-static int shed_client(struct zn_server *s)
-{
-    int fd, err;
-
-    if (s->spare_fd >= 0)
-        close(s->spare_fd);
-    fd = zn_fd_accept(s->listen_fd, NULL, NULL);
-    err = errno;
-    if (fd >= 0) {
-        close(fd);
-        s->turned_away++;
-    }
-    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return fd >= 0 ? 0 : err;
-}
-
-/*
- * True for the accept() errors that concern one client, not the server: it
- * gave up before we got to it, or (Linux, see accept(2)) a network error
- * was pending on the new connection. The advice is to retry, as for EAGAIN.
- */
-static bool accept_error_is_transient(int err)
-{
-    switch (err) {
-    case EINTR:
-    case ECONNABORTED:
-    case EPROTO:
-    case ENOPROTOOPT:
-    case EOPNOTSUPP:
-    case ENETDOWN:
-    case ENETUNREACH:
-    case EHOSTUNREACH:
-#if defined(EHOSTDOWN)
-    case EHOSTDOWN:
-#endif
-#if defined(ENONET)
-    case ENONET:
-#endif
-        return true;
-    default:
-        return false;
-    }
-}
-
-/*
- * Accept the clients waiting in the queue, at most ZN_ACCEPT_BATCH. Returns
- * the timeout for the next poll(): -1 to wait for the next client, or
- * ZN_ACCEPT_PAUSE_MS when accept() must wait for memory or descriptors
- * (poll() then watches only the wake-up pipe). A failure is logged once,
- * when it starts, and once more when accept() works again.
- */
-static int accept_clients(struct zn_server *s)
-{
-    for (int i = 0; i < ZN_ACCEPT_BATCH; i++) {
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
-        int fd = zn_fd_accept(s->listen_fd, (struct sockaddr *)&sa, &len);
-        int err = errno;
-
-        if (fd >= 0) {
-            if (s->starved)
-                zn_info("[%s] accepting again (%lu clients turned away)",
-                        s->name, s->turned_away);
-            s->starved = false;
-            s->turned_away = 0;
-            start_client(s, fd, (struct sockaddr *)&sa, len);
-            continue;
-        }
-        if (err == EAGAIN || err == EWOULDBLOCK)
-            return -1; /* the queue is empty */
-        if (accept_error_is_transient(err))
-            continue;
-        if (err == EMFILE || err == ENFILE) {
-            int shed = shed_client(s);
-
-            if (shed == EAGAIN || shed == EWOULDBLOCK)
-                return -1; /* nobody was waiting: nobody turned away */
-            if (!s->starved)
-                zn_warn("[%s] out of file descriptors (accept: %s): closing "
-                        "new connections until one is free",
-                        s->name, zn_strerror(err));
-            s->starved = true;
-            if (shed == 0)
-                continue;
-            return ZN_ACCEPT_PAUSE_MS; /* not even the spare came back */
-        }
-        if (!s->starved)
-            zn_error("[%s] accept: %s: pausing", s->name, zn_strerror(err));
-        s->starved = true;
-        return ZN_ACCEPT_PAUSE_MS;
-    }
-    return -1;
 }
 
 static void on_signal(int sig)
@@ -331,7 +151,7 @@ int zn_server_serve(struct zn_server *s)
     for (;;) {
         struct pollfd fds[2] = {
             {.fd = s->wake[0], .events = POLLIN},
-            {.fd = s->listen_fd, .events = POLLIN},
+            {.fd = zn_listener_fd(s->listener), .events = POLLIN},
         };
 
         /* While accept() waits for resources, only the pipe is watched. */
@@ -344,7 +164,8 @@ int zn_server_serve(struct zn_server *s)
         }
         if (fds[0].revents)
             break;
-        timeout = accept_clients(s); /* a client, or the pause is over */
+        timeout = zn_listener_accept(s->listener, start_client,
+                                     s); /* a client, or the pause is over */
     }
     zn_info("[%s] stopped", s->name);
     return rc;
@@ -352,7 +173,7 @@ int zn_server_serve(struct zn_server *s)
 
 uint16_t zn_server_port(const struct zn_server *s)
 {
-    return s->listen_fd >= 0 ? s->port : 0;
+    return s->listener != NULL ? zn_listener_port(s->listener) : 0;
 }
 
 void zn_server_free(struct zn_server *s)
@@ -361,10 +182,7 @@ void zn_server_free(struct zn_server *s)
         return;
     /* The handlers stay installed: from now on they find no pipe. */
     atomic_compare_exchange_strong(&signal_wake_fd, &(int){s->wake[1]}, -1);
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
-    if (s->spare_fd >= 0)
-        close(s->spare_fd);
+    zn_listener_free(s->listener);
     if (s->wake[0] >= 0)
         close(s->wake[0]);
     if (s->wake[1] >= 0)
