@@ -1,8 +1,10 @@
 /*
  * server -- the zinc server: resolve an address, listen, accept clients.
  *
- * v0.1 is the whole framework in one module. The main thread accepts; every
- * client gets a thread of its own that echoes back whatever it reads.
+ * v0.1 is the whole framework in two modules: the listener (listener.h)
+ * takes clients off the listening socket, and the server gives each one a
+ * thread of its own that echoes back whatever it reads. The main thread
+ * accepts.
  */
 #ifndef ZN_SERVER_H
 #define ZN_SERVER_H

@@ -163,8 +163,8 @@ int zn_server_serve(struct zn_server *s)
         }
         if (fds[0].revents)
             break;
-        timeout = zn_listener_accept(s->listener, start_client,
-                                     s); /* a client, or the pause is over */
+        /* A client, or the pause is over. */
+        timeout = zn_listener_accept(s->listener, start_client, s);
     }
     zn_info("[%s] stopped", s->name);
     return rc;

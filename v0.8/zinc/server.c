@@ -201,8 +201,8 @@ int zn_server_serve(struct zn_server *s)
         }
         if (fds[0].revents)
             break;
-        timeout = zn_listener_accept(s->listener, start_client,
-                                     s); /* a client, or the pause is over */
+        /* A client, or the pause is over. */
+        timeout = zn_listener_accept(s->listener, start_client, s);
     }
     /* The workers drop what is queued, stopping those connections, then
      * end. (Readers are detached until v0.9; one that submits later is

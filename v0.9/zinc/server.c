@@ -386,8 +386,8 @@ int zn_server_serve(struct zn_server *s)
             join_ended(s); /* clients left; any waiting one is next */
             continue;
         }
-        timeout = zn_listener_accept(s->listener, start_client,
-                                     s); /* a client, or the pause is over */
+        /* A client, or the pause is over. */
+        timeout = zn_listener_accept(s->listener, start_client, s);
     }
     stop_clients(s);
     zn_info("[%s] stopped", s->name);
