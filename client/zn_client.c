@@ -1,6 +1,7 @@
 #include "zn_client.h"
 
 #include "zn_addr.h"
+#include "zn_frame.h"
 #include "zn_io.h"
 
 #include <errno.h>
@@ -12,8 +13,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-#define ZN_HEADER_LEN 8 /* DataLen, then MsgID, both uint32 little-endian */
 
 /*
  * Requests that timed out and still wait for their late reply. A server
@@ -64,20 +63,6 @@ struct zn_client {
     int backoff_ms; /* the wait after it, 0 after a success */
     struct timespec next_try; /* no connect before this (CLOCK_MONOTONIC) */
 };
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
 
 static struct timespec after_ms(int ms)
 {
@@ -281,21 +266,21 @@ struct reader_arg {
  */
 static int read_frame(struct zn_client *c, int fd, struct zn_frame **out)
 {
-    unsigned char head[ZN_HEADER_LEN];
+    unsigned char head[ZN_FRAME_HEADER_LEN];
     struct zn_frame *f;
     ssize_t n = zn_readn(fd, head, sizeof(head));
-    uint32_t len;
+    uint32_t id, len;
 
     if (n != (ssize_t)sizeof(head))
         return n < 0 && errno != ECONNRESET ? -errno : -ECONNRESET;
-    len = get_le32(head);
+    zn_frame_get_header(head, &id, &len);
     if (len > c->o.max_frame)
         return -EPROTO;
     f = malloc(sizeof(*f) + len + 1);
     if (f == NULL)
         return -ENOMEM;
     f->len = len;
-    f->id = get_le32(head + 4);
+    f->id = id;
     n = zn_readn(fd, f->data, len);
     if (n != (ssize_t)len) {
         free(f);
@@ -436,7 +421,7 @@ int zn_client_connect(struct zn_client *c)
 static int send_frame(struct zn_client *c, uint32_t id, const void *data,
                       uint32_t len, struct waiter *w)
 {
-    unsigned char head[ZN_HEADER_LEN];
+    unsigned char head[ZN_FRAME_HEADER_LEN];
     struct iovec iov[2] = {{head, sizeof(head)}, {(void *)data, len}};
     unsigned gen;
     int fd, rc;
@@ -446,8 +431,7 @@ static int send_frame(struct zn_client *c, uint32_t id, const void *data,
     rc = zn_client_connect(c);
     if (rc < 0)
         return rc;
-    put_le32(head, len);
-    put_le32(head + 4, id);
+    zn_frame_put_header(head, id, len);
 
     pthread_mutex_lock(&c->send_lock);
     pthread_mutex_lock(&c->lock);

@@ -22,6 +22,7 @@
 #include "tests/check.h"
 #include "zn_client.h"
 #include "zn_fd.h"
+#include "zn_frame.h"
 #include "zn_io.h"
 
 #include <arpa/inet.h>
@@ -91,33 +92,18 @@ static uint32_t rnd(uint32_t *state)
     return *state = x;
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* Write one frame, header and body in one buffer. Returns 0 or -1. */
 static int write_frame(int fd, uint32_t id, const void *data, uint32_t len)
 {
-    unsigned char *buf = malloc(8 + (size_t)len);
+    unsigned char *buf = malloc(ZN_FRAME_HEADER_LEN + (size_t)len);
     ssize_t n;
 
     if (buf == NULL)
         return -1;
-    put_le32(buf, len);
-    put_le32(buf + 4, id);
+    zn_frame_put_header(buf, id, len);
     if (len > 0)
-        memcpy(buf + 8, data, len);
-    n = zn_writen(fd, buf, 8 + (size_t)len);
+        memcpy(buf + ZN_FRAME_HEADER_LEN, data, len);
+    n = zn_writen(fd, buf, ZN_FRAME_HEADER_LEN + (size_t)len);
     free(buf);
     return n < 0 ? -1 : 0;
 }
@@ -128,12 +114,11 @@ static int write_frame(int fd, uint32_t id, const void *data, uint32_t len)
  */
 static int read_frame(int fd, uint32_t *id, unsigned char **body, uint32_t *len)
 {
-    unsigned char head[8];
+    unsigned char head[ZN_FRAME_HEADER_LEN];
 
-    if (zn_readn(fd, head, 8) != 8)
+    if (zn_readn(fd, head, sizeof(head)) != (ssize_t)sizeof(head))
         return -1;
-    *len = get_le32(head);
-    *id = get_le32(head + 4);
+    zn_frame_get_header(head, id, len);
     if (*len > (1u << 24))
         return -1;
     *body = malloc((size_t)*len + 1);
@@ -226,11 +211,10 @@ static enum srv_next srv_cmd(struct srv *s, int fd, uint32_t id,
                 write_frame(fd, PUSH_ID + (uint32_t)i, push, (uint32_t)len);
             }
         } else if (sscanf(p, "!big=%d;", &n) == 1) {
-            unsigned char head[8];
+            unsigned char head[ZN_FRAME_HEADER_LEN];
             char *zeros = calloc(1, (size_t)n);
-            put_le32(head, (uint32_t)n);
-            put_le32(head + 4, id);
-            zn_writen(fd, head, 8);
+            zn_frame_put_header(head, id, (uint32_t)n);
+            zn_writen(fd, head, sizeof(head));
             if (zeros != NULL)
                 zn_writen(fd, zeros, (size_t)n);
             free(zeros);
@@ -299,10 +283,9 @@ static void *srv_conn(void *arg)
                 atomic_fetch_add(&s->replies, 1);
             break;
         case SRV_GARBAGE: {
-            unsigned char head[8];
-            put_le32(head, s->garbage_len);
-            put_le32(head + 4, id);
-            zn_writen(a.fd, head, 8);
+            unsigned char head[ZN_FRAME_HEADER_LEN];
+            zn_frame_put_header(head, id, s->garbage_len);
+            zn_writen(a.fd, head, sizeof(head));
             break;
         }
         case SRV_HOLD:
