@@ -23,6 +23,7 @@
 /* epoll, accept4() and signalfd() are Linux's: ask glibc for them. */
 #define _GNU_SOURCE
 #include "zn_addr.h"
+#include "zn_frame.h"
 #include "zn_log.h"
 
 #include <errno.h>
@@ -42,7 +43,6 @@
 #include <unistd.h>
 
 #define REF_PORT 8999 /* the default port, as the stages' */
-#define REF_HEADER_LEN 8 /* uint32 LE DataLen, then uint32 LE MsgID */
 #define REF_MAX_PACKET 4096 /* MaxPacketSize: a longer body closes */
 #define REF_MAX_EVENTS 256 /* events taken from one epoll_wait() */
 #define REF_OUT_MIN 1024 /* first allocation of an output buffer */
@@ -53,7 +53,7 @@
  * parsing, less than a frame is left, so every read has room for at least
  * a full frame, and no frame ever needs a buffer of its own.
  */
-#define REF_IN_SIZE (2 * (REF_HEADER_LEN + REF_MAX_PACKET))
+#define REF_IN_SIZE (2 * (ZN_FRAME_HEADER_LEN + REF_MAX_PACKET))
 
 struct ref_conn {
     int fd; /* the client's socket, also its index in conns[] */
@@ -77,23 +77,11 @@ struct ref_server {
     struct ref_conn **conns; /* conns[fd]: the connection on fd, or NULL */
 };
 
-static void put_u32le(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32le(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* Append one reply to the output buffer. Returns 0 or -ENOMEM. */
 static int conn_send(struct ref_conn *c, uint32_t id, const char *data,
                      uint32_t len)
 {
-    size_t need = c->out_len + REF_HEADER_LEN + len; /* see conn_watch() */
+    size_t need = c->out_len + ZN_FRAME_HEADER_LEN + len; /* see conn_watch() */
 
     if (need > c->out_cap) {
         size_t cap = c->out_cap > 0 ? c->out_cap : REF_OUT_MIN;
@@ -107,9 +95,8 @@ static int conn_send(struct ref_conn *c, uint32_t id, const char *data,
         c->out = p;
         c->out_cap = cap;
     }
-    put_u32le(c->out + c->out_len, len);
-    put_u32le(c->out + c->out_len + 4, id);
-    memcpy(c->out + c->out_len + REF_HEADER_LEN, data, len);
+    zn_frame_put_header(c->out + c->out_len, id, len);
+    memcpy(c->out + c->out_len + ZN_FRAME_HEADER_LEN, data, len);
     c->out_len = need;
     return 0;
 }
@@ -138,18 +125,19 @@ static int conn_parse(struct ref_conn *c)
 {
     size_t pos = 0;
 
-    while (c->in_len - pos >= REF_HEADER_LEN) {
-        uint32_t len = get_u32le(c->in + pos);
+    while (c->in_len - pos >= ZN_FRAME_HEADER_LEN) {
+        uint32_t id, len;
         int rc;
 
+        zn_frame_get_header(c->in + pos, &id, &len);
         if (len > REF_MAX_PACKET)
             return -EMSGSIZE;
-        if (c->in_len - pos < REF_HEADER_LEN + len)
+        if (c->in_len - pos < ZN_FRAME_HEADER_LEN + len)
             break; /* the body is still on its way */
-        rc = handle_msg(c, get_u32le(c->in + pos + 4));
+        rc = handle_msg(c, id);
         if (rc < 0)
             return rc;
-        pos += REF_HEADER_LEN + len;
+        pos += ZN_FRAME_HEADER_LEN + len;
     }
     c->in_len -= pos;
     if (pos > 0 && c->in_len > 0)

@@ -36,6 +36,7 @@
 
 #include "zn_addr.h"
 #include "zn_fd.h"
+#include "zn_frame.h"
 #include "zn_log.h"
 
 #include <errno.h>
@@ -58,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ZL_HDR 8 /* DataLen and MsgID, 4 bytes each */
 #define ZL_MAX_CONNS 20000
 #define ZL_MAX_INFLIGHT 1024
 #define ZL_MAX_BODY (16u << 20) /* 16 MiB; times -k, all held at once */
@@ -370,72 +370,58 @@ static int ms_until(uint64_t when, uint64_t now)
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-/* The wire is little-endian whatever the CPU: shifts, not memcpy. */
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /*
- * A whole frame in one new buffer of ZL_HDR + len bytes: header, then the
- * body. The caller frees it. NULL when out of memory.
+ * A whole frame in one new buffer of ZN_FRAME_HEADER_LEN + len bytes: header,
+ * then the body. The caller frees it. NULL when out of memory.
  */
 static unsigned char *frame_new(uint32_t id, const char *body, size_t len)
 {
-    unsigned char *f = malloc(ZL_HDR + len);
+    unsigned char *f = malloc(ZN_FRAME_HEADER_LEN + len);
 
     if (f == NULL)
         return NULL;
-    put_le32(f, (uint32_t)len);
-    put_le32(f + 4, id);
-    memcpy(f + ZL_HDR, body, len);
+    zn_frame_put_header(f, id, (uint32_t)len);
+    memcpy(f + ZN_FRAME_HEADER_LEN, body, len);
     return f;
 }
 
 /*
- * Write into out a wrong frame next to the right one, `want` (want_len
- * bytes, header included). `body` holds the `have` bytes of the wrong
- * frame's body at hand, of `len` announced: a header that is wrong
+ * Write into out a wrong frame next to the right one, `want` (a whole
+ * frame from frame_new()). `head` is the wrong frame's header, and `body`
+ * holds the `have` bytes of its body at hand: a header that is wrong
  * already is reported before its body has been read, with what came along
  * with it.
  */
 static void frame_describe(char *out, size_t size, const unsigned char *want,
-                           size_t want_len, uint32_t len, uint32_t id,
-                           const unsigned char *body, size_t have)
+                           const unsigned char *head, const unsigned char *body,
+                           size_t have)
 {
     char want_body[96], got[96], diff[80] = "";
+    uint32_t want_id, want_len, id, len;
 
-    zn_log_escape(want + ZL_HDR, want_len - ZL_HDR, want_body,
+    zn_frame_get_header(want, &want_id, &want_len);
+    zn_frame_get_header(head, &id, &len);
+    zn_log_escape(want + ZN_FRAME_HEADER_LEN, want_len, want_body,
                   sizeof(want_body));
     zn_log_escape(body, have < len ? have : len, got, sizeof(got));
-    if (len == want_len - ZL_HDR && have >= len) {
+    if (len == want_len && have >= len) {
         size_t i = 0;
 
-        while (i < len && body[i] == want[ZL_HDR + i])
+        while (i < len && body[i] == want[ZN_FRAME_HEADER_LEN + i])
             i++;
         if (i < len)
             snprintf(diff, sizeof(diff),
                      "; first difference at body byte %zu: got 0x%02x, "
                      "expected 0x%02x",
-                     i, body[i], want[ZL_HDR + i]);
+                     i, body[i], want[ZN_FRAME_HEADER_LEN + i]);
     } else if (have < len) {
         snprintf(diff, sizeof(diff), " (the first %zu of %" PRIu32 " bytes)",
                  have, len);
     }
     snprintf(out, size,
-             "expected DataLen %zu, MsgID %" PRIu32 ", body \"%s\"; got "
-             "DataLen %" PRIu32 ", MsgID %" PRIu32 ", body \"%s\"%s",
-             want_len - ZL_HDR, get_le32(want + 4), want_body, len, id, got,
-             diff);
+             "expected DataLen %" PRIu32 ", MsgID %" PRIu32 ", body \"%s\"; "
+             "got DataLen %" PRIu32 ", MsgID %" PRIu32 ", body \"%s\"%s",
+             want_len, want_id, want_body, len, id, got, diff);
 }
 
 /* ------------------------------------------------------------------ */
@@ -781,19 +767,20 @@ static void dial_greeting_read(struct zl_dialer *d, struct zl_conn *c)
         return;
     }
     c->in_len += (size_t)n;
-    if (c->in_len >= ZL_HDR && memcmp(c->in, d->greeting, ZL_HDR) != 0) {
-        frame_describe(what, sizeof(what), d->greeting, d->greeting_len,
-                       get_le32(c->in), get_le32(c->in + 4), c->in + ZL_HDR,
-                       c->in_len - ZL_HDR);
+    if (c->in_len >= ZN_FRAME_HEADER_LEN &&
+        memcmp(c->in, d->greeting, ZN_FRAME_HEADER_LEN) != 0) {
+        frame_describe(what, sizeof(what), d->greeting, c->in,
+                       c->in + ZN_FRAME_HEADER_LEN,
+                       c->in_len - ZN_FRAME_HEADER_LEN);
         dial_greeting_failed(d, c, "wrong greeting: %s", what);
         return;
     }
     if (c->in_len < d->greeting_len)
         return;
     if (memcmp(c->in, d->greeting, d->greeting_len) != 0) {
-        frame_describe(what, sizeof(what), d->greeting, d->greeting_len,
-                       get_le32(c->in), get_le32(c->in + 4), c->in + ZL_HDR,
-                       d->greeting_len - ZL_HDR);
+        frame_describe(what, sizeof(what), d->greeting, c->in,
+                       c->in + ZN_FRAME_HEADER_LEN,
+                       d->greeting_len - ZN_FRAME_HEADER_LEN);
         dial_greeting_failed(d, c, "wrong greeting: %s", what);
         return;
     }
@@ -1139,13 +1126,13 @@ static void conn_reply_done(struct zl_worker *w, struct zl_conn *c,
 }
 
 /* Show a wrong reply next to the right one (see frame_describe()). */
-static void conn_bad_reply(struct zl_worker *w, struct zl_conn *c, uint32_t len,
-                           uint32_t id, const unsigned char *body, size_t have)
+static void conn_bad_reply(struct zl_worker *w, struct zl_conn *c,
+                           const unsigned char *head, const unsigned char *body,
+                           size_t have)
 {
     char what[512];
 
-    frame_describe(what, sizeof(what), w->run->reply, w->run->reply_len, len,
-                   id, body, have);
+    frame_describe(what, sizeof(what), w->run->reply, head, body, have);
     conn_fail(w, c, ZL_ERR_REPLY, "wrong reply: %s", what);
 }
 
@@ -1176,7 +1163,8 @@ static int conn_take(struct zl_worker *w, struct zl_conn *c,
     const struct zl_run *run = w->run;
 
     while (n > 0) {
-        size_t goal = c->in_len < ZL_HDR ? ZL_HDR : run->reply_len;
+        size_t goal = c->in_len < ZN_FRAME_HEADER_LEN ? ZN_FRAME_HEADER_LEN
+                                                      : run->reply_len;
         size_t take = goal - c->in_len < n ? goal - c->in_len : n;
 
         if (c->in_len == 0 && conn_answerable(run, c) == 0) {
@@ -1190,16 +1178,16 @@ static int conn_take(struct zl_worker *w, struct zl_conn *c,
         c->in_len += take;
         p += take;
         n -= take;
-        if (goal == ZL_HDR && c->in_len == ZL_HDR &&
-            memcmp(c->in, run->reply, ZL_HDR) != 0) {
-            conn_bad_reply(w, c, get_le32(c->in), get_le32(c->in + 4), p, n);
+        if (goal == ZN_FRAME_HEADER_LEN && c->in_len == ZN_FRAME_HEADER_LEN &&
+            memcmp(c->in, run->reply, ZN_FRAME_HEADER_LEN) != 0) {
+            conn_bad_reply(w, c, c->in, p, n);
             return -1;
         }
         if (c->in_len < run->reply_len)
             continue;
         if (memcmp(c->in, run->reply, run->reply_len) != 0) {
-            conn_bad_reply(w, c, get_le32(c->in), get_le32(c->in + 4),
-                           c->in + ZL_HDR, run->reply_len - ZL_HDR);
+            conn_bad_reply(w, c, c->in, c->in + ZN_FRAME_HEADER_LEN,
+                           run->reply_len - ZN_FRAME_HEADER_LEN);
             return -1;
         }
         conn_reply_done(w, c, now);
@@ -1374,8 +1362,8 @@ static int run_init(struct zl_run *run, const struct zl_opts *o)
     size_t k = o->inflight;
 
     *run = (struct zl_run){.o = o, .done_pipe = {-1, -1}};
-    run->req_len = ZL_HDR + o->body;
-    run->reply_len = ZL_HDR + o->expect_len;
+    run->req_len = ZN_FRAME_HEADER_LEN + o->body;
+    run->reply_len = ZN_FRAME_HEADER_LEN + o->expect_len;
     run->requests = malloc(run->req_len * k);
     run->reply = frame_new(o->reply_id, o->expect, o->expect_len);
     if (run->requests == NULL || run->reply == NULL)
@@ -1383,10 +1371,9 @@ static int run_init(struct zl_run *run, const struct zl_opts *o)
     for (size_t r = 0; r < k; r++) {
         unsigned char *p = run->requests + r * run->req_len;
 
-        put_le32(p, (uint32_t)o->body);
-        put_le32(p + 4, o->req_id);
+        zn_frame_put_header(p, o->req_id, (uint32_t)o->body);
         for (size_t i = 0; i < o->body; i++)
-            p[ZL_HDR + i] = (unsigned char)('a' + i % 26);
+            p[ZN_FRAME_HEADER_LEN + i] = (unsigned char)('a' + i % 26);
     }
     return zn_fd_pipe(run->done_pipe) < 0 ? -errno : 0;
 }
@@ -1635,7 +1622,8 @@ static struct zl_conn *conns_new(const struct zl_opts *o,
 {
     struct zl_conn *conns = calloc(o->conns, sizeof(*conns));
     size_t in_len =
-        ZL_HDR + (o->greet_len > o->expect_len ? o->greet_len : o->expect_len);
+        ZN_FRAME_HEADER_LEN +
+        (o->greet_len > o->expect_len ? o->greet_len : o->expect_len);
 
     *in_bufs = calloc(o->conns, in_len);
     *rings = calloc(o->conns * o->inflight, sizeof(**rings));
@@ -1676,7 +1664,7 @@ int main(int argc, char **argv)
     d.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (o.greet != NULL) {
         d.greeting = frame_new(o.greet_id, o.greet, o.greet_len);
-        d.greeting_len = ZL_HDR + o.greet_len;
+        d.greeting_len = ZN_FRAME_HEADER_LEN + o.greet_len;
     }
     if (conns == NULL || d.retry == NULL || hist_init(&res.hist) < 0 ||
         (o.greet != NULL && d.greeting == NULL) || d.epfd < 0 ||
