@@ -169,12 +169,6 @@ static void *late_user(void *arg)
     return NULL;
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* Everything the client end receives until EOF, an error or the timeout;
  * *end is 0 for EOF, else the errno. Returns the byte count. */
 static size_t read_all(int fd, unsigned char *buf, size_t size, int *end)
@@ -284,9 +278,9 @@ static void run(struct zn_msghandler *h, uint32_t id, uint32_t msg_id)
     if (msg_id == 0)
         shutdown(cfd, SHUT_WR); /* graceful: the reply, then EOF */
     got = read_all(cfd, buf, sizeof(buf), &end);
-    if (msg_id == 0) {
-        CHECK(got == 12 && le32(buf) == 4 && le32(buf + 4) == 0 &&
-                  memcmp(buf + 8, "held", 4) == 0 && end == 0,
+    if (msg_id == 0) { /* DataLen 4, MsgID 0, "held" */
+        CHECK(got == 12 && memcmp(buf, "\x04\0\0\0\0\0\0\0held", 12) == 0 &&
+                  end == 0,
               "conn %u: wanted the reply \"held\" then EOF, got %zu bytes, "
               "end: %s",
               id, got, end ? strerror(end) : "EOF");

@@ -8,6 +8,7 @@
  * tests/test_framing.py against a stage's build/libzinc.a (v0.5+).
  */
 #include "testconn.h"
+#include "zn_frame.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,12 +56,6 @@ static int read_full(int fd, unsigned char *buf, size_t n)
     return 0;
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 int main(void)
 {
     struct sockaddr_in addr = {.sin_family = AF_INET};
@@ -70,7 +65,7 @@ int main(void)
     struct sender senders[THREADS];
     pthread_t t[THREADS];
     static unsigned char body[BODY];
-    unsigned char head[8];
+    unsigned char head[ZN_FRAME_HEADER_LEN];
     int counts[THREADS] = {0}, frames = 0, bad = 0, failed = 0;
     int lfd, cfd, sfd;
     struct zn_conn *conn;
@@ -121,8 +116,7 @@ int main(void)
             bad++;
             break;
         }
-        dlen = le32(head);
-        id = le32(head + 4);
+        zn_frame_get_header(head, &id, &dlen);
         if (dlen != BODY || id >= THREADS) {
             fprintf(stderr, "frame %d: torn header: DataLen %u, MsgID %u\n",
                     frames, dlen, id);
