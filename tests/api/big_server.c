@@ -33,6 +33,7 @@
 #include "zinc/router.h"
 #include "zinc/server.h"
 
+#include "zn_frame.h"
 #include "zn_log.h"
 
 #include <stdint.h>
@@ -42,12 +43,6 @@
 #include <unistd.h>
 
 #define BIG_MAX (64u << 20) /* the largest reply asked for: 64 MiB */
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
 
 static void ping_handle(struct zn_router *r, struct zn_request *req)
 {
@@ -81,8 +76,8 @@ static void big_handle(struct zn_router *r, struct zn_request *req)
                 zn_request_len(req));
         return;
     }
-    seq = le32(body);
-    size = le32(body + 4);
+    seq = zn_get_le32(body);
+    size = zn_get_le32(body + 4);
     if (size > BIG_MAX) {
         zn_warn("conn %u: msg id 10: %u bytes is too big", zn_conn_id(conn),
                 size);

@@ -46,6 +46,7 @@
 #include "zinc/router.h"
 #include "zinc/server.h"
 
+#include "zn_frame.h"
 #include "zn_log.h"
 
 #include <errno.h>
@@ -64,12 +65,6 @@
 /* How many times on_conn_stop ran for each id (ids below MAX_IDS). */
 static atomic_uchar stops[MAX_IDS];
 static long stop_ms; /* CONN_HOOKS_STOP_MS: conn 0's on_conn_stop sleeps */
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
 
 /*
  * True when the calling thread is conn's reader: its name (Linux:
@@ -152,7 +147,7 @@ static void big_handle(struct zn_router *r, struct zn_request *req)
                 zn_request_len(req));
         return;
     }
-    size = le32((const unsigned char *)zn_request_data(req));
+    size = zn_get_le32((const unsigned char *)zn_request_data(req));
     if (size > BIG_MAX) {
         zn_warn("conn %u: msg id 10: %u bytes is too big", zn_conn_id(conn),
                 size);

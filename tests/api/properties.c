@@ -33,6 +33,7 @@
  * Built and run by tests/test_properties.py.
  */
 #include "testconn.h"
+#include "zn_frame.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -75,29 +76,15 @@ static atomic_int failures;
         }                                                                      \
     } while (0)
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* The value writer w sets for shared key k at iteration i; its length. */
 static size_t make_value(unsigned char *buf, uint32_t k, uint32_t w, uint32_t i)
 {
     size_t len = HEAD + (w * 131u + i * 17u + k * 7u) % (MAXLEN - HEAD + 1);
 
-    put32(buf, MAGIC);
-    put32(buf + 4, k);
-    put32(buf + 8, w);
-    put32(buf + 12, i);
+    zn_put_le32(buf, MAGIC);
+    zn_put_le32(buf + 4, k);
+    zn_put_le32(buf + 8, w);
+    zn_put_le32(buf + 12, i);
     for (size_t j = HEAD; j < len; j++)
         buf[j] = (unsigned char)(k * 59u + w * 37u + i * 11u + j);
     return len;
@@ -112,13 +99,13 @@ static const char *bad_value(uint32_t k, const unsigned char *value, size_t len)
     unsigned char want[MAXLEN];
     size_t wlen;
 
-    if (len < HEAD || get32(value) != MAGIC)
+    if (len < HEAD || zn_get_le32(value) != MAGIC)
         return "no header: not a value anyone set";
-    if (get32(value + 4) != k)
+    if (zn_get_le32(value + 4) != k)
         return "the value of another key";
-    if (get32(value + 8) > SETTERS || get32(value + 12) >= ITER)
+    if (zn_get_le32(value + 8) > SETTERS || zn_get_le32(value + 12) >= ITER)
         return "a header nobody wrote";
-    wlen = make_value(want, k, get32(value + 8), get32(value + 12));
+    wlen = make_value(want, k, zn_get_le32(value + 8), zn_get_le32(value + 12));
     if (len != wlen)
         return "the length of another value (torn)";
     if (memcmp(value, want, len) != 0)
