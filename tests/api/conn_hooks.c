@@ -46,6 +46,7 @@
 #include "zinc/router.h"
 #include "zinc/server.h"
 
+#include "testserver.h"
 #include "zn_frame.h"
 #include "zn_log.h"
 
@@ -230,43 +231,22 @@ static struct zn_router hello = {.ops = &hello_ops};
 static struct zn_router stopper = {.ops = &stop_ops};
 static struct zn_router big = {.ops = &big_ops};
 
-int main(int argc, char **argv)
+/* The routers and both hooks; CONN_HOOKS_STOP_MS slows conn 0's stop. */
+static int setup(struct zn_server *s)
 {
-    const char *path = ZN_CONFIG_PATH;
-    struct zn_server *s;
-    int opt, rc;
-
-    while ((opt = getopt(argc, argv, "c:")) != -1) {
-        if (opt != 'c')
-            goto usage;
-        path = optarg;
-    }
-    if (optind != argc)
-        goto usage;
-    if (zn_config_load(path) < 0)
-        return 2;
     if (getenv("CONN_HOOKS_STOP_MS") != NULL)
         stop_ms = atol(getenv("CONN_HOOKS_STOP_MS"));
-
-    s = zn_server_new();
-    if (s == NULL) {
-        perror("zn_server_new");
-        return 1;
-    }
     if (zn_server_add_router(s, 0, &ping) < 0 ||
         zn_server_add_router(s, 1, &hello) < 0 ||
         zn_server_add_router(s, 6, &stopper) < 0 ||
-        zn_server_add_router(s, 10, &big) < 0) {
-        zn_server_free(s);
-        return 1;
-    }
+        zn_server_add_router(s, 10, &big) < 0)
+        return -1;
     zn_server_set_on_conn_start(s, greet, &stops);
     zn_server_set_on_conn_stop(s, goodbye, &stops);
-    rc = zn_server_serve(s);
-    zn_server_free(s);
-    return rc < 0 ? 1 : 0;
-usage:
-    fprintf(stderr, "usage: %s [-c FILE]   (default " ZN_CONFIG_PATH ")\n",
-            argv[0]);
-    return 2;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    return test_serve(argc, argv, setup);
 }

@@ -36,12 +36,10 @@
 #include "zinc/router.h"
 
 #include "testconn.h"
+#include "testnet.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -190,39 +188,16 @@ static size_t read_all(int fd, unsigned char *buf, size_t size, int *end)
 }
 
 /*
- * A loopback TCP pair: *cfd the client, *sfd the server's end, *peer its
- * address. A narrow client (a 4 KiB receive buffer and a 536-byte MSS,
- * set before connect) lets the kernel hold only a little of what the
- * server writes to it. Returns 0 or -1.
+ * A loopback TCP pair (testnet.h) whose client gives up on a read after
+ * WAIT_MS. Returns 0 or -1.
  */
 static int loopback_pair(int *cfd, int *sfd, struct sockaddr_storage *peer,
                          socklen_t *plen, bool narrow)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET};
-    socklen_t len = sizeof(addr);
     struct timeval tv = {WAIT_MS / 1000, 0};
-    int lfd, rcvbuf = 4096, mss = 536;
 
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(lfd, 1) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &len) < 0) {
-        perror("listen");
+    if (test_tcp_pair(cfd, sfd, peer, plen, narrow) < 0)
         return -1;
-    }
-    *cfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (*cfd >= 0 && narrow) {
-        setsockopt(*cfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-        setsockopt(*cfd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss));
-    }
-    *plen = sizeof(*peer);
-    if (*cfd < 0 || connect(*cfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        (*sfd = accept(lfd, (struct sockaddr *)peer, plen)) < 0) {
-        perror("connect");
-        return -1;
-    }
-    close(lfd);
     setsockopt(*cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return 0;
 }

@@ -25,12 +25,10 @@
 #include "zinc/config.h"
 
 #include "testconn.h"
+#include "testnet.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -104,14 +102,13 @@ static bool fd_is_open(int fd)
 
 int main(int argc, char **argv)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET};
     struct sockaddr_storage peer;
-    socklen_t len = sizeof(addr), plen = sizeof(peer);
+    socklen_t plen;
     struct sender senders[THREADS];
     pthread_t t[THREADS];
     struct zn_msghandler *handler;
     struct zn_conn *conn;
-    int lfd, cfd, sfd, rcvbuf = 4096, mss = 536, ms, failures = 0;
+    int cfd, sfd, ms, failures = 0;
     bool stopped;
 
     if (argc > 1)
@@ -122,25 +119,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* A loopback TCP pair: cfd the client, which never reads; sfd the
-     * server's end. The narrow receive path is set before connect(). */
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(lfd, 1) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &len) < 0)
-        return perror("listen"), 1;
-    cfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (cfd < 0)
-        return perror("socket"), 1;
-    setsockopt(cfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    setsockopt(cfd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss));
-    if (connect(cfd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-        return perror("connect"), 1;
-    sfd = accept(lfd, (struct sockaddr *)&peer, &plen);
-    if (sfd < 0)
-        return perror("accept"), 1;
-    close(lfd);
+    /* cfd the client, which never reads, with a narrow receive path;
+     * sfd the server's end. */
+    if (test_tcp_pair(&cfd, &sfd, &peer, &plen, true) < 0)
+        return 1;
 
     /* A small outgoing channel: it is full soon after the writer blocks.
      * zn__conn_new() sizes the channel from zn_global. */

@@ -8,10 +8,9 @@
  * tests/test_framing.py against a stage's build/libzinc.a (v0.5+).
  */
 #include "testconn.h"
+#include "testnet.h"
 #include "zn_frame.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,32 +57,20 @@ static int read_full(int fd, unsigned char *buf, size_t n)
 
 int main(void)
 {
-    struct sockaddr_in addr = {.sin_family = AF_INET};
     struct sockaddr_storage peer;
-    socklen_t len = sizeof(addr), plen = sizeof(peer);
+    socklen_t plen;
     struct timeval tv = {10, 0};
     struct sender senders[THREADS];
     pthread_t t[THREADS];
     static unsigned char body[BODY];
     unsigned char head[ZN_FRAME_HEADER_LEN];
     int counts[THREADS] = {0}, frames = 0, bad = 0, failed = 0;
-    int lfd, cfd, sfd;
+    int cfd, sfd;
     struct zn_conn *conn;
 
     /* A loopback TCP pair: cfd is the client, sfd the server's end. */
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(lfd, 1) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &len) < 0)
-        return perror("listen"), 1;
-    cfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (cfd < 0 || connect(cfd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-        return perror("connect"), 1;
-    sfd = accept(lfd, (struct sockaddr *)&peer, &plen);
-    if (sfd < 0)
-        return perror("accept"), 1;
-    close(lfd);
+    if (test_tcp_pair(&cfd, &sfd, &peer, &plen, false) < 0)
+        return 1;
     setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 
 #if ZN_STAGE_MINOR < 7
