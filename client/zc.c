@@ -42,7 +42,6 @@
 #include "zn_log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -124,7 +123,7 @@ static const char usage_short[] =
 /* One message to send: its MsgID (not for ping and raw) and body. */
 struct zc_msg {
     uint32_t id; /* MsgID */
-    unsigned char *data; /* the body, malloc()ed (NULL when empty) */
+    unsigned char *data; /* the body, malloc()ed */
     size_t len; /* bytes of data */
 };
 
@@ -262,73 +261,48 @@ static double parse_seconds(const char *s)
     return v;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The body --hex HEX names: two hex digits a byte, nothing else. */
 static void parse_hex(const char *s, struct zc_msg *m)
 {
-    size_t n = strlen(s);
+    size_t n = strlen(s), ok = strspn(s, "0123456789abcdefABCDEF");
 
     if (n % 2 != 0)
         bad_args("--hex '%s': an odd number of hex digits", s);
+    if (ok < n)
+        bad_args("--hex '%s': '%c' is not a hex digit", s, s[ok]);
     m->len = n / 2;
-    m->data = m->len > 0 ? malloc(m->len) : NULL;
-    if (m->len > 0 && m->data == NULL)
+    m->data = malloc(m->len + 1); /* + 1: never malloc(0) */
+    if (m->data == NULL)
         bad_args("out of memory");
-    for (size_t i = 0; i < m->len; i++) {
-        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-
-        if (hi < 0 || lo < 0)
-            bad_args("--hex '%s': '%c' is not a hex digit", s,
-                     hi < 0 ? s[2 * i] : s[2 * i + 1]);
-        m->data[i] = (unsigned char)(hi << 4 | lo);
-    }
+    for (size_t i = 0; i < m->len; i++)
+        sscanf(s + 2 * i, "%2hhx", &m->data[i]);
 }
 
 /*
- * The body --file F names ("-": standard input). A file larger than a
- * frame may be is read only that far: the exchange fails with exit 1
- * (too large), after the arguments are known to be right.
+ * The body --file F names ("-": standard input, which a command line may
+ * name once). A file larger than a frame may be is read only that far:
+ * the exchange fails with exit 1 (too large), after the arguments are
+ * known to be right.
  */
 static void read_body_file(const char *path, struct zc_msg *m)
 {
-    size_t cap = 4096, limit = (size_t)ZC_MAX_FRAME + 1;
-    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
-    ssize_t n;
+    static bool stdin_used;
+    bool is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
 
-    if (fd < 0)
+    if (is_stdin && stdin_used)
+        bad_args("--file - reads standard input, once only");
+    stdin_used |= is_stdin;
+    if (f == NULL)
         bad_args("--file %s: %s", path, zn_strerror(errno));
-    m->len = 0;
-    m->data = malloc(cap);
+    m->data = malloc((size_t)ZC_MAX_FRAME + 1);
     if (m->data == NULL)
         bad_args("out of memory");
-    while (m->len < limit) {
-        if (m->len == cap) {
-            unsigned char *p = realloc(m->data, cap * 2);
-
-            if (p == NULL)
-                bad_args("out of memory");
-            m->data = p;
-            cap *= 2;
-        }
-        n = zn_read(fd, m->data + m->len, (cap < limit ? cap : limit) - m->len);
-        if (n < 0)
-            bad_args("--file %s: %s", path, zn_strerror(errno));
-        if (n == 0)
-            break;
-        m->len += (size_t)n;
-    }
-    if (fd != STDIN_FILENO)
-        close(fd);
+    m->len = fread(m->data, 1, (size_t)ZC_MAX_FRAME + 1, f);
+    if (ferror(f))
+        bad_args("--file %s: %s", path, zn_strerror(errno));
+    if (!is_stdin)
+        fclose(f);
 }
 
 /*
@@ -403,25 +377,17 @@ struct zc_item {
 };
 
 /* Turn a body item into m's body. */
-static void take_body(const struct zc_item *it, struct zc_msg *m,
-                      bool *stdin_used)
+static void take_body(const struct zc_item *it, struct zc_msg *m)
 {
     if (it->kind == ZC_HEX) {
         parse_hex(it->text, m);
     } else if (it->kind == ZC_FILE) {
-        if (strcmp(it->text, "-") == 0) {
-            if (*stdin_used)
-                bad_args("--file - reads standard input, once only");
-            *stdin_used = true;
-        }
         read_body_file(it->text, m);
     } else {
         m->len = strlen(it->text);
-        m->data = m->len > 0 ? malloc(m->len) : NULL;
-        if (m->len > 0 && m->data == NULL)
+        m->data = (unsigned char *)strdup(it->text);
+        if (m->data == NULL)
             bad_args("out of memory");
-        if (m->len > 0)
-            memcpy(m->data, it->text, m->len);
     }
 }
 
@@ -434,7 +400,7 @@ static void take_body(const struct zc_item *it, struct zc_msg *m,
 static void parse_args(int argc, char **argv, struct zc_args *a)
 {
     struct zc_item *items = calloc((size_t)argc, sizeof(*items));
-    bool no_opts = false, stdin_used = false;
+    bool no_opts = false;
     bool given_n = false, given_c = false, given_i = false;
     size_t nitems = 0, k;
 
@@ -534,7 +500,7 @@ static void parse_args(int argc, char **argv, struct zc_args *a)
             if (k + 1 == nitems)
                 bad_args("%s: ID %s has no body (TEXT, --hex or --file)",
                          a->cmd, items[k].text);
-            take_body(&items[k + 1], m, &stdin_used);
+            take_body(&items[k + 1], m);
             k += 2;
         }
         if (a->nmsgs == 0 && strcmp(a->cmd, "send") == 0)
@@ -548,7 +514,7 @@ static void parse_args(int argc, char **argv, struct zc_args *a)
         if (nitems == k) /* ping's default body */
             items[nitems++] = (struct zc_item){ZC_WORD, "ping"};
         a->nmsgs = 1;
-        take_body(&items[k], &a->msgs[0], &stdin_used);
+        take_body(&items[k], &a->msgs[0]);
         a->msgs[0].id = a->ping_id;
     }
     free(items);
