@@ -8,10 +8,10 @@
  *     zc 127.0.0.1:8999 ping -n 1000 -c 4         round trips and latency
  *     zc 127.0.0.1:8999 raw hello                 v0.1-v0.4: plain bytes
  *
- * `zc --help` prints the whole usage (usage_text below). Every message of
- * one zc command goes over one connection, so a v1.0 property set by one
- * `send` is there for the next message of the same command, not for the
- * next command.
+ * `zc --help` prints the whole usage (each command's line from zc_cmds,
+ * then usage_text). Every message of one zc command goes over one
+ * connection, so a v1.0 property set by one `send` is there for the next
+ * message of the same command, not for the next command.
  *
  * The reply to a message is the next frame with the reply id (--reply,
  * by default the id sent): the library hands every other frame, such as
@@ -30,10 +30,20 @@
  * Exit status: 0 success, 1 a failed exchange (refused, timed out,
  * connection lost, a frame over the size limit), 2 bad arguments.
  *
- * The arguments are parsed by hand rather than with getopt(): the body of
- * a message (TEXT, --hex HEX or --file F) belongs to the ID in front of
- * it, an order getopt() does not keep, and POSIX getopt() stops at the
- * first operand while zc takes options anywhere (`send 0 hi --reply 1`).
+ * Each subcommand is a row of one table, zc_cmds: the function that runs
+ * it, the options it takes besides -t and -v, whether its operands are
+ * ID BODY pairs or one BODY, and its line of the usage. The subcommand is
+ * looked up there once; the rest reads the row.
+ *
+ * The arguments are read by getopt_long() with a '-' at the head of the
+ * optstring, a GNU extension: every operand then comes back in its place,
+ * as the option 1, rather than ending the options (POSIX) or being moved
+ * behind them (GNU's default). So options go anywhere (`send 0 hi --reply
+ * 1`), and a body (TEXT, --hex HEX or --file F) stays behind the ID it
+ * belongs to. `--` ends the options: what follows are operands, even when
+ * they start with '-'. What getopt_long() would guess at (--time for
+ * --timeout, -vt 2 for -v -t 2) zc refuses, as it always has
+ * (find_option()).
  */
 #include "zn_client.h"
 
@@ -42,6 +52,7 @@
 #include "zn_log.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
@@ -65,11 +76,8 @@
 #define ZC_MAX_CONNS 1000 /* -c: two threads each, the pinger and reader */
 #define ZC_WATCH_QUEUE 1024 /* frames `watch` may fall behind by */
 
+/* The usage after the commands' lines (zc_cmds[].usage). */
 static const char usage_text[] =
-    "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
-    "       zc [options] HOST:PORT watch [ID BODY]...\n"
-    "       zc [options] HOST:PORT ping [-n N] [-c CONNS] [-i ID] [BODY]\n"
-    "       zc [options] HOST:PORT raw BODY\n"
     "\n"
     "  send   send each message (MsgID ID) in turn on one connection, wait\n"
     "         for its reply and print the reply's body on a line\n"
@@ -112,14 +120,6 @@ static const char usage_text[] =
     "timed out, connection lost, a frame too large), 2 bad arguments.\n"
     "Example: zc 127.0.0.1:8999 send 1 hi\n";
 
-/* The first lines of usage_text, for an argument error. */
-static const char usage_short[] =
-    "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
-    "       zc [options] HOST:PORT watch [ID BODY]...\n"
-    "       zc [options] HOST:PORT ping [-n N] [-c CONNS] [-i ID] [BODY]\n"
-    "       zc [options] HOST:PORT raw BODY\n"
-    "Run zc --help for more.\n";
-
 /* One message to send: its MsgID (not for ping and raw) and body. */
 struct zc_msg {
     uint32_t id; /* MsgID */
@@ -127,10 +127,22 @@ struct zc_msg {
     size_t len; /* bytes of data */
 };
 
+/*
+ * A word of the command line that is no option, or the value of --hex or
+ * --file, which stand for a body: kind is what getopt_long() returns for
+ * it (1 for a word, by the '-' at the head of the optstring).
+ */
+enum zc_item_kind { ZC_WORD = 1, ZC_HEX = 256, ZC_FILE };
+
+struct zc_item {
+    enum zc_item_kind kind;
+    const char *text; /* the word, or --hex's or --file's value */
+};
+
 /* The command line, parsed. */
 struct zc_args {
     const char *addr; /* HOST:PORT as given, for messages */
-    const char *cmd; /* "send", "watch", "ping" or "raw" */
+    const struct zc_cmd *cmd; /* the subcommand's row of zc_cmds */
     double timeout; /* -t: seconds, or -1 when not given */
     bool verbose; /* -v */
     bool has_reply; /* -r given */
@@ -143,6 +155,58 @@ struct zc_args {
     /* The words while parsing: kept here, where exit(2) still reaches them
      * (main's frame), so that LeakSanitizer does not report them. */
     struct zc_item *items;
+};
+
+/* The options that not every subcommand takes, as bits of zc_cmd.opts. */
+enum {
+    ZC_OPT_REPLY = 1, /* -r */
+    ZC_OPT_PING = 2, /* -n, -c and -i */
+};
+
+/* A subcommand: one row of zc_cmds. */
+struct zc_cmd {
+    const char *name; /* the word on the command line */
+    int (*run)(const struct zc_args *a); /* does it; the exit status */
+    unsigned opts; /* ZC_OPT_ bits: the options it takes besides -t, -v */
+    bool pairs; /* operands: ID BODY pairs (else one BODY, no ID) */
+    unsigned min; /* messages it needs at least: 0 or 1 */
+    const char *body; /* the BODY when none is given, or NULL */
+    const char *usage; /* its line of the usage, after HOST:PORT */
+};
+
+static int cmd_send(const struct zc_args *a);
+static int cmd_watch(const struct zc_args *a);
+static int cmd_ping(const struct zc_args *a);
+static int cmd_raw(const struct zc_args *a);
+
+static const struct zc_cmd zc_cmds[] = {
+    /* name, run, opts, pairs, min, body, usage */
+    {"send", cmd_send, ZC_OPT_REPLY, true, 1, NULL,
+     "send ID BODY [ID BODY]..."},
+    {"watch", cmd_watch, 0, true, 0, NULL, "watch [ID BODY]..."},
+    {"ping", cmd_ping, ZC_OPT_REPLY | ZC_OPT_PING, false, 0, "ping",
+     "ping [-n N] [-c CONNS] [-i ID] [BODY]"},
+    {"raw", cmd_raw, 0, false, 1, NULL, "raw BODY"},
+    {NULL, NULL, 0, false, 0, NULL, NULL},
+};
+
+/*
+ * Every option but -h, which wants_help() looks for first. After the '-',
+ * a ':' makes getopt_long() return ':' for a missing value and print
+ * nothing: zc says what is wrong itself.
+ */
+static const char zc_optstring[] = "-:t:r:i:n:c:v";
+
+static const struct option zc_options[] = {
+    {"timeout", required_argument, NULL, 't'},
+    {"reply", required_argument, NULL, 'r'},
+    {"id", required_argument, NULL, 'i'},
+    {"count", required_argument, NULL, 'n'},
+    {"conns", required_argument, NULL, 'c'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"hex", required_argument, NULL, ZC_HEX},
+    {"file", required_argument, NULL, ZC_FILE},
+    {NULL, 0, NULL, 0},
 };
 
 /* ------------------------------------------------------------------ */
@@ -191,6 +255,14 @@ static void print_escaped(FILE *out, const unsigned char *p, size_t len,
     }
 }
 
+/* The usage's first lines, one for each subcommand. */
+static void print_synopsis(FILE *out)
+{
+    for (const struct zc_cmd *c = zc_cmds; c->name != NULL; c++)
+        fprintf(out, "%s zc [options] HOST:PORT %s\n",
+                c == zc_cmds ? "usage:" : "      ", c->usage);
+}
+
 /* ------------------------------------------------------------------ */
 /* Parsing the command line                                           */
 /* ------------------------------------------------------------------ */
@@ -208,7 +280,8 @@ static void bad_args(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    fputs(usage_short, stderr);
+    print_synopsis(stderr);
+    fputs("Run zc --help for more.\n", stderr);
     exit(2);
 }
 
@@ -305,6 +378,21 @@ static void read_body_file(const char *path, struct zc_msg *m)
         fclose(f);
 }
 
+/* Turn a body item into m's body. */
+static void take_body(const struct zc_item *it, struct zc_msg *m)
+{
+    if (it->kind == ZC_HEX) {
+        parse_hex(it->text, m);
+    } else if (it->kind == ZC_FILE) {
+        read_body_file(it->text, m);
+    } else {
+        m->len = strlen(it->text);
+        m->data = (unsigned char *)strdup(it->text);
+        if (m->data == NULL)
+            bad_args("out of memory");
+    }
+}
+
 /*
  * HOST:PORT that can be dialled: a port from 1 to 65535 and a host that
  * resolves, checked now so that a typo is an argument error (exit 2)
@@ -336,187 +424,182 @@ static void check_addr(const char *addr)
     freeaddrinfo(res);
 }
 
-/* The options that take a value, short and long ("": none). */
-static bool takes_value(const char *opt)
+/*
+ * The option that the word w ("-t", "-t5", "--timeout", "--timeout=5")
+ * names in full, or NULL; *end is where its name ends in w. getopt_long()
+ * also takes a long name cut short (--time) and short options run
+ * together (-vt5); zc never has, so that a typo is an error, not a guess.
+ */
+static const struct option *find_option(const char *w, int *end)
 {
-    static const char *const names[][2] = {
-        {"-t", "--timeout"}, {"-r", "--reply"}, {"-i", "--id"},
-        {"-n", "--count"},   {"-c", "--conns"}, {"", "--hex"},
-        {"", "--file"},
-    };
+    bool is_long = w[1] == '-';
+    size_t len = is_long ? strcspn(w + 2, "=") : 1;
 
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(opt, names[i][0]) == 0 || strcmp(opt, names[i][1]) == 0)
-            return true;
-    return false;
+    *end = is_long ? 2 + (int)len : 2;
+    for (const struct option *o = zc_options; o->name != NULL; o++) {
+        if (!is_long && o->val == w[1])
+            return o;
+        if (is_long && strncmp(w + 2, o->name, len) == 0 &&
+            o->name[len] == '\0')
+            return o;
+    }
+    return NULL;
 }
 
 /*
  * -h anywhere before "--" (and not as an option's value) asks for the
- * usage, whatever else the line holds.
+ * usage, whatever else the line holds: this pass comes before
+ * getopt_long()'s, which stops at the first mistake.
  */
 static bool wants_help(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return false;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const struct option *o = NULL;
+        int end;
+
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             return true;
-        if (takes_value(argv[i]))
-            i++;
+        if (argv[i][0] == '-' && argv[i][1] != '\0')
+            o = find_option(argv[i], &end);
+        if (o != NULL && o->has_arg && argv[i][end] == '\0')
+            i++; /* its value is the next word */
     }
     return false;
 }
 
-/* What a word of the command line is, once options are taken out. */
-enum zc_item_kind { ZC_WORD, ZC_HEX, ZC_FILE };
-
-struct zc_item {
-    enum zc_item_kind kind;
-    const char *text; /* the word, or --hex's or --file's value */
-};
-
-/* Turn a body item into m's body. */
-static void take_body(const struct zc_item *it, struct zc_msg *m)
+/*
+ * Exit 2 unless w, the word getopt_long() took an option from (returning
+ * c, or ':' for a missing value), is an option zc takes, as zc spells it.
+ */
+static void check_option(const char *w, int c)
 {
-    if (it->kind == ZC_HEX) {
-        parse_hex(it->text, m);
-    } else if (it->kind == ZC_FILE) {
-        read_body_file(it->text, m);
-    } else {
-        m->len = strlen(it->text);
-        m->data = (unsigned char *)strdup(it->text);
-        if (m->data == NULL)
-            bad_args("out of memory");
-    }
+    int end;
+    const struct option *o = find_option(w, &end);
+
+    if (o == NULL)
+        bad_args("unknown option '%s'", w);
+    if (!o->has_arg && w[end] != '\0')
+        bad_args("%.*s takes no value", end, w);
+    if (c == ':')
+        bad_args("%s needs a value", w);
 }
 
 /*
- * Parse argv into a. The words that are not options (and --hex and
- * --file, which stand for a body) are collected in order first; then the
- * address, the subcommand and the subcommand's words are read from them.
- * Exits 2 on any mistake.
+ * Read the options into a, and the words that are not options (and --hex
+ * and --file, which stand for a body) into a->items, in order; returns
+ * how many items. *given gets the ZC_OPT_ bit of each option given.
+ */
+static size_t read_options(int argc, char **argv, struct zc_args *a,
+                           unsigned *given)
+{
+    size_t n = 0;
+    int c, at = optind; /* the word getopt_long() reads next */
+
+    while ((c = getopt_long(argc, argv, zc_optstring, zc_options, NULL)) !=
+           -1) {
+        if (c != ZC_WORD)
+            check_option(argv[at], c);
+        switch (c) {
+        case ZC_WORD:
+        case ZC_HEX:
+        case ZC_FILE:
+            a->items[n++] = (struct zc_item){(enum zc_item_kind)c, optarg};
+            break;
+        case 't':
+            a->timeout = parse_seconds(optarg);
+            break;
+        case 'r':
+            a->reply = parse_id(optarg, "--reply");
+            a->has_reply = true;
+            *given |= ZC_OPT_REPLY;
+            break;
+        case 'i':
+            a->ping_id = parse_id(optarg, "--id");
+            *given |= ZC_OPT_PING;
+            break;
+        case 'n':
+            if (!parse_ulong(optarg, 1, ZC_MAX_PING_COUNT, &a->count))
+                bad_args("-n '%s': want 1 to %d round trips", optarg,
+                         ZC_MAX_PING_COUNT);
+            *given |= ZC_OPT_PING;
+            break;
+        case 'c':
+            if (!parse_ulong(optarg, 1, ZC_MAX_CONNS, &a->conns))
+                bad_args("-c '%s': want 1 to %d connections", optarg,
+                         ZC_MAX_CONNS);
+            *given |= ZC_OPT_PING;
+            break;
+        case 'v':
+            a->verbose = true;
+            break;
+        }
+        at = optind;
+    }
+    while (optind < argc) /* the words after "--" */
+        a->items[n++] = (struct zc_item){ZC_WORD, argv[optind++]};
+    return n;
+}
+
+/*
+ * Parse argv into a: every option first, so that a wrong one is reported
+ * before any word; then the address, the subcommand (its row of zc_cmds)
+ * and the subcommand's words. Exits 2 on any mistake.
  */
 static void parse_args(int argc, char **argv, struct zc_args *a)
 {
+    const struct zc_cmd *cmd = zc_cmds;
     struct zc_item *items = calloc((size_t)argc, sizeof(*items));
-    bool no_opts = false;
-    bool given_n = false, given_c = false, given_i = false;
-    size_t nitems = 0, k;
+    unsigned given = 0; /* ZC_OPT_ bits of the options given */
+    size_t n, k;
 
     *a = (struct zc_args){
         .timeout = -1, .count = ZC_PING_COUNT, .conns = 1, .items = items};
     if (items == NULL)
         bad_args("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *val = NULL, *eq;
-        char name[16];
-
-        if (no_opts || arg[0] != '-' || arg[1] == '\0') {
-            items[nitems++] = (struct zc_item){ZC_WORD, arg};
-            continue;
-        }
-        if (strcmp(arg, "--") == 0) {
-            no_opts = true;
-            continue;
-        }
-        /* "--timeout=2" is "--timeout 2"; "-t2" is "-t 2". */
-        snprintf(name, sizeof(name), "%s", arg);
-        eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
-        if (eq != NULL && (size_t)(eq - arg) < sizeof(name)) {
-            name[eq - arg] = '\0';
-            val = eq + 1;
-        } else if (arg[1] != '-' && arg[2] != '\0') {
-            name[2] = '\0';
-            val = arg + 2;
-        }
-        if (strcmp(name, "-v") == 0 || strcmp(name, "--verbose") == 0) {
-            if (val != NULL)
-                bad_args("%s takes no value", name);
-            a->verbose = true;
-            continue;
-        }
-        if (!takes_value(name))
-            bad_args("unknown option '%s'", arg);
-        if (val == NULL) {
-            if (i + 1 == argc)
-                bad_args("%s needs a value", name);
-            val = argv[++i];
-        }
-        if (strcmp(name, "--hex") == 0) {
-            items[nitems++] = (struct zc_item){ZC_HEX, val};
-        } else if (strcmp(name, "--file") == 0) {
-            items[nitems++] = (struct zc_item){ZC_FILE, val};
-        } else if (name[1] == 't' || strcmp(name, "--timeout") == 0) {
-            a->timeout = parse_seconds(val);
-        } else if (name[1] == 'r' || strcmp(name, "--reply") == 0) {
-            a->reply = parse_id(val, "--reply");
-            a->has_reply = true;
-        } else if (name[1] == 'i' || strcmp(name, "--id") == 0) {
-            a->ping_id = parse_id(val, "--id");
-            given_i = true;
-        } else if (name[1] == 'n' || strcmp(name, "--count") == 0) {
-            if (!parse_ulong(val, 1, ZC_MAX_PING_COUNT, &a->count))
-                bad_args("-n '%s': want 1 to %d round trips", val,
-                         ZC_MAX_PING_COUNT);
-            given_n = true;
-        } else {
-            if (!parse_ulong(val, 1, ZC_MAX_CONNS, &a->conns))
-                bad_args("-c '%s': want 1 to %d connections", val,
-                         ZC_MAX_CONNS);
-            given_c = true;
-        }
-    }
-
-    if (nitems == 0 || items[0].kind != ZC_WORD)
+    n = read_options(argc, argv, a, &given);
+    if (n == 0 || items[0].kind != ZC_WORD)
         bad_args("no HOST:PORT given");
-    if (nitems == 1 || items[1].kind != ZC_WORD)
+    if (n == 1 || items[1].kind != ZC_WORD)
         bad_args("no subcommand given (send, watch, ping or raw)");
     a->addr = items[0].text;
-    a->cmd = items[1].text;
-    if (strcmp(a->cmd, "send") != 0 && strcmp(a->cmd, "watch") != 0 &&
-        strcmp(a->cmd, "ping") != 0 && strcmp(a->cmd, "raw") != 0)
-        bad_args("unknown subcommand '%s' (send, watch, ping or raw)", a->cmd);
-    if ((given_n || given_c || given_i) && strcmp(a->cmd, "ping") != 0)
+    while (cmd->name != NULL && strcmp(cmd->name, items[1].text) != 0)
+        cmd++;
+    if (cmd->name == NULL)
+        bad_args("unknown subcommand '%s' (send, watch, ping or raw)",
+                 items[1].text);
+    a->cmd = cmd;
+    if (given & ~cmd->opts & ZC_OPT_PING)
         bad_args("-n, -c and -i are for ping only");
-    if (a->has_reply && strcmp(a->cmd, "send") != 0 &&
-        strcmp(a->cmd, "ping") != 0)
+    if (given & ~cmd->opts & ZC_OPT_REPLY)
         bad_args("--reply is for send and ping only");
     check_addr(a->addr);
 
     a->msgs = calloc((size_t)argc, sizeof(*a->msgs));
     if (a->msgs == NULL)
         bad_args("out of memory");
-    k = 2;
-    if (strcmp(a->cmd, "send") == 0 || strcmp(a->cmd, "watch") == 0) {
-        /* ID BODY pairs: send needs one at least, watch none. */
-        while (k < nitems) {
-            struct zc_msg *m = &a->msgs[a->nmsgs++];
+    if (!cmd->pairs && n > 3)
+        bad_args("%s: one BODY only ('%s' is one too many)", cmd->name,
+                 items[3].text);
+    if (n == 2 && cmd->body != NULL) /* ping's default body */
+        items[n++] = (struct zc_item){ZC_WORD, cmd->body};
+    for (k = 2; k < n; k++) {
+        struct zc_msg *m = &a->msgs[a->nmsgs++];
 
+        m->id = a->ping_id; /* ping and raw: no ID on the line */
+        if (cmd->pairs) { /* ID BODY */
             if (items[k].kind != ZC_WORD)
-                bad_args("%s: a body (--%s) without an ID before it", a->cmd,
+                bad_args("%s: a body (--%s) without an ID before it", cmd->name,
                          items[k].kind == ZC_HEX ? "hex" : "file");
             m->id = parse_id(items[k].text, "ID");
-            if (k + 1 == nitems)
+            if (++k == n)
                 bad_args("%s: ID %s has no body (TEXT, --hex or --file)",
-                         a->cmd, items[k].text);
-            take_body(&items[k + 1], m);
-            k += 2;
+                         cmd->name, items[k - 1].text);
         }
-        if (a->nmsgs == 0 && strcmp(a->cmd, "send") == 0)
-            bad_args("send: no ID and BODY given");
-    } else { /* ping and raw: one body, which ping may leave out */
-        if (nitems - k > 1)
-            bad_args("%s: one BODY only ('%s' is one too many)", a->cmd,
-                     items[k + 1].text);
-        if (nitems == k && strcmp(a->cmd, "raw") == 0)
-            bad_args("raw: no BODY given");
-        if (nitems == k) /* ping's default body */
-            items[nitems++] = (struct zc_item){ZC_WORD, "ping"};
-        a->nmsgs = 1;
-        take_body(&items[k], &a->msgs[0]);
-        a->msgs[0].id = a->ping_id;
+        take_body(&items[k], m);
     }
+    if (a->nmsgs < cmd->min)
+        bad_args("%s: no %s given", cmd->name,
+                 cmd->pairs ? "ID and BODY" : "BODY");
     free(items);
     a->items = NULL;
 }
@@ -961,18 +1044,12 @@ int main(int argc, char **argv)
     int status;
 
     if (wants_help(argc, argv)) {
+        print_synopsis(stdout);
         fputs(usage_text, stdout);
         return 0;
     }
     parse_args(argc, argv, &a);
-    if (strcmp(a.cmd, "send") == 0)
-        status = cmd_send(&a);
-    else if (strcmp(a.cmd, "watch") == 0)
-        status = cmd_watch(&a);
-    else if (strcmp(a.cmd, "ping") == 0)
-        status = cmd_ping(&a);
-    else
-        status = cmd_raw(&a);
+    status = a.cmd->run(&a);
     free_args(&a);
     return status;
 }
