@@ -8,42 +8,19 @@
  *     zc 127.0.0.1:8999 ping -n 1000 -c 4         round trips and latency
  *     zc 127.0.0.1:8999 raw hello                 v0.1-v0.4: plain bytes
  *
- * `zc --help` prints the whole usage (each command's line from zc_cmds,
- * then usage_text). Every message of one zc command goes over one
- * connection, so a v1.0 property set by one `send` is there for the next
- * message of the same command, not for the next command.
- *
- * The reply to a message is the next frame with the reply id (--reply,
- * by default the id sent): the library hands every other frame, such as
- * the greeting of v0.9 on (id 2, sent on connect), to a callback that
- * prints it on stderr with -v and otherwise ignores it. `watch` takes
- * every frame instead, from the library's queue of unsolicited frames
- * (zn_client_recv()). `raw` does not use the library: v0.1-v0.4 have no
- * framing, so it writes the bytes on a plain socket and prints what comes
- * back until the server closes or stays silent for --timeout seconds.
- *
- * Bodies are printed escaped, as zinc's servers log client bytes: bytes
- * outside ' '..'~' as \xHH and a backslash as \\ (zn_log_escape()), so a
- * body with a NUL or an escape sequence cannot garble the terminal and a
- * printed line is always exactly one frame.
- *
- * Exit status: 0 success, 1 a failed exchange (refused, timed out,
- * connection lost, a frame over the size limit), 2 bad arguments.
+ * The messages of one command share one connection, so a v1.0 property set
+ * by one is there for the next. A reply is the next frame with the reply id
+ * (--reply, else the id sent); `raw` uses no library, as v0.1-v0.4 have no
+ * framing.
  *
  * Each subcommand is a row of one table, zc_cmds: the function that runs
- * it, the options it takes besides -t and -v, whether its operands are
- * ID BODY pairs or one BODY, and its line of the usage. The subcommand is
- * looked up there once; the rest reads the row.
- *
- * The arguments are read by getopt_long() with a '-' at the head of the
- * optstring, a GNU extension: every operand then comes back in its place,
- * as the option 1, rather than ending the options (POSIX) or being moved
- * behind them (GNU's default). So options go anywhere (`send 0 hi --reply
- * 1`), and a body (TEXT, --hex HEX or --file F) stays behind the ID it
- * belongs to. `--` ends the options: what follows are operands, even when
- * they start with '-'. What getopt_long() would guess at (--time for
- * --timeout, -vt 2 for -v -t 2) zc refuses, as it always has
- * (find_option()).
+ * it, the options it takes besides -t and -v, and whether its operands are
+ * ID BODY pairs or one BODY. The arguments are read by getopt_long() with
+ * a '-' at the head of the optstring, a GNU extension: each operand then
+ * comes back in its place, as the option 1, instead of ending the options
+ * (POSIX) or being moved behind them (GNU's default). So options go
+ * anywhere (`send 0 hi --reply 1`), and --hex and --file, which stand for a
+ * body, stay behind the ID they belong to.
  */
 #include "zn_client.h"
 
@@ -54,16 +31,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,8 +50,12 @@
 #define ZC_MAX_CONNS 1000 /* -c: two threads each, the pinger and reader */
 #define ZC_WATCH_QUEUE 1024 /* frames `watch` may fall behind by */
 
-/* The usage after the commands' lines (zc_cmds[].usage). */
+/* --help; its first paragraph is the short usage of an argument error. */
 static const char usage_text[] =
+    "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
+    "       zc [options] HOST:PORT watch [ID BODY]...\n"
+    "       zc [options] HOST:PORT ping [-n N] [-c CONNS] [-i ID] [BODY]\n"
+    "       zc [options] HOST:PORT raw BODY\n"
     "\n"
     "  send   send each message (MsgID ID) in turn on one connection, wait\n"
     "         for its reply and print the reply's body on a line\n"
@@ -120,48 +98,29 @@ static const char usage_text[] =
     "timed out, connection lost, a frame too large), 2 bad arguments.\n"
     "Example: zc 127.0.0.1:8999 send 1 hi\n";
 
-/* One message to send: its MsgID (not for ping and raw) and body. */
+/* One message to send: its MsgID and its body. */
 struct zc_msg {
-    uint32_t id; /* MsgID */
-    unsigned char *data; /* the body, malloc()ed */
+    uint32_t id; /* MsgID (ping: -i; raw: unused) */
+    const unsigned char *data; /* the body; NULL while its ID waits for it */
     size_t len; /* bytes of data */
-};
-
-/*
- * A word of the command line that is no option, or the value of --hex or
- * --file, which stand for a body: kind is what getopt_long() returns for
- * it (1 for a word, by the '-' at the head of the optstring).
- */
-enum zc_item_kind { ZC_WORD = 1, ZC_HEX = 256, ZC_FILE };
-
-struct zc_item {
-    enum zc_item_kind kind;
-    const char *text; /* the word, or --hex's or --file's value */
 };
 
 /* The command line, parsed. */
 struct zc_args {
-    const char *addr; /* HOST:PORT as given, for messages */
+    const char *addr; /* HOST:PORT as given */
     const struct zc_cmd *cmd; /* the subcommand's row of zc_cmds */
-    double timeout; /* -t: seconds, or -1 when not given */
+    double timeout; /* -t: seconds, or 0 when not given */
     bool verbose; /* -v */
-    bool has_reply; /* -r given */
-    uint32_t reply; /* -r: the reply id */
+    int64_t reply; /* -r: the reply id, or -1 for the id sent */
     uint32_t ping_id; /* -i: ping's MsgID */
     unsigned long count; /* -n: ping's round trips */
     unsigned long conns; /* -c: ping's connections */
     struct zc_msg *msgs; /* the messages, in order */
     size_t nmsgs; /* how many */
-    /* The words while parsing: kept here, where exit(2) still reaches them
-     * (main's frame), so that LeakSanitizer does not report them. */
-    struct zc_item *items;
 };
 
 /* The options that not every subcommand takes, as bits of zc_cmd.opts. */
-enum {
-    ZC_OPT_REPLY = 1, /* -r */
-    ZC_OPT_PING = 2, /* -n, -c and -i */
-};
+enum { ZC_OPT_REPLY = 1, ZC_OPT_PING = 2 /* -n, -c and -i */ };
 
 /* A subcommand: one row of zc_cmds. */
 struct zc_cmd {
@@ -171,7 +130,6 @@ struct zc_cmd {
     bool pairs; /* operands: ID BODY pairs (else one BODY, no ID) */
     unsigned min; /* messages it needs at least: 0 or 1 */
     const char *body; /* the BODY when none is given, or NULL */
-    const char *usage; /* its line of the usage, after HOST:PORT */
 };
 
 static int cmd_send(const struct zc_args *a);
@@ -180,22 +138,21 @@ static int cmd_ping(const struct zc_args *a);
 static int cmd_raw(const struct zc_args *a);
 
 static const struct zc_cmd zc_cmds[] = {
-    /* name, run, opts, pairs, min, body, usage */
-    {"send", cmd_send, ZC_OPT_REPLY, true, 1, NULL,
-     "send ID BODY [ID BODY]..."},
-    {"watch", cmd_watch, 0, true, 0, NULL, "watch [ID BODY]..."},
-    {"ping", cmd_ping, ZC_OPT_REPLY | ZC_OPT_PING, false, 0, "ping",
-     "ping [-n N] [-c CONNS] [-i ID] [BODY]"},
-    {"raw", cmd_raw, 0, false, 1, NULL, "raw BODY"},
-    {NULL, NULL, 0, false, 0, NULL, NULL},
+    {"send", cmd_send, ZC_OPT_REPLY, true, 1, NULL},
+    {"watch", cmd_watch, 0, true, 0, NULL},
+    {"ping", cmd_ping, ZC_OPT_REPLY | ZC_OPT_PING, false, 0, "ping"},
+    {"raw", cmd_raw, 0, false, 1, NULL},
+    {NULL, NULL, 0, false, 0, NULL},
 };
 
 /*
- * Every option but -h, which wants_help() looks for first. After the '-',
- * a ':' makes getopt_long() return ':' for a missing value and print
- * nothing: zc says what is wrong itself.
+ * What getopt_long() returns for an operand (1, for the '-' at the head of
+ * zc_optstring), and for --hex and --file, which stand for one. The ':'
+ * after the '-': a missing value is ':', and getopt_long() prints nothing.
  */
-static const char zc_optstring[] = "-:t:r:i:n:c:v";
+enum { ZC_WORD = 1, ZC_HEX = 256, ZC_FILE };
+
+static const char zc_optstring[] = "-:t:r:i:n:c:vh";
 
 static const struct option zc_options[] = {
     {"timeout", required_argument, NULL, 't'},
@@ -204,14 +161,11 @@ static const struct option zc_options[] = {
     {"count", required_argument, NULL, 'n'},
     {"conns", required_argument, NULL, 'c'},
     {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
     {"hex", required_argument, NULL, ZC_HEX},
     {"file", required_argument, NULL, ZC_FILE},
     {NULL, 0, NULL, 0},
 };
-
-/* ------------------------------------------------------------------ */
-/* Small helpers                                                      */
-/* ------------------------------------------------------------------ */
 
 static uint64_t now_ns(void)
 {
@@ -227,6 +181,12 @@ static int to_ms(double sec)
     double ms = sec * 1000.0 + 0.5;
 
     return ms < 1.0 ? 1 : (int)ms;
+}
+
+/* The --timeout for connecting and for each reply, in ms. */
+static int timeout_ms(const struct zc_args *a)
+{
+    return to_ms(a->timeout > 0 ? a->timeout : ZC_TIMEOUT);
 }
 
 /*
@@ -255,16 +215,8 @@ static void print_escaped(FILE *out, const unsigned char *p, size_t len,
     }
 }
 
-/* The usage's first lines, one for each subcommand. */
-static void print_synopsis(FILE *out)
-{
-    for (const struct zc_cmd *c = zc_cmds; c->name != NULL; c++)
-        fprintf(out, "%s zc [options] HOST:PORT %s\n",
-                c == zc_cmds ? "usage:" : "      ", c->usage);
-}
-
 /* ------------------------------------------------------------------ */
-/* Parsing the command line                                           */
+/* The command line                                                   */
 /* ------------------------------------------------------------------ */
 
 /* Print why the arguments are wrong, and the short usage; exit 2. */
@@ -279,336 +231,203 @@ static void bad_args(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    print_synopsis(stderr);
-    fputs("Run zc --help for more.\n", stderr);
+    fprintf(stderr, "\n%.*sRun zc --help for more.\n",
+            (int)(strstr(usage_text, "\n\n") + 1 - usage_text), usage_text);
     exit(2);
 }
 
 /*
- * A whole decimal number in [min, max]: digits only, since strtoul()
- * alone takes " 5", "-1" (as a huge number) and "5x".
+ * A whole decimal number from min to max, without the sign, space or junk
+ * that strtoull() alone takes; else exit 2: "OPT 'S': want WANT".
  */
-static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
-                        unsigned long *out)
+static unsigned long parse_num(const char *opt, const char *s,
+                               unsigned long min, unsigned long max,
+                               const char *want)
 {
-    unsigned long long v = 0;
+    char *end;
+    unsigned long long v;
 
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        v = v * 10 + (unsigned long long)(*s - '0');
-        if (v > max)
-            return false;
-    }
-    if (v < min)
-        return false;
-    *out = (unsigned long)v;
-    return true;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v < min ||
+        v > max)
+        bad_args("%s '%s': want %s", opt, s, want);
+    return (unsigned long)v;
 }
 
-static uint32_t parse_id(const char *s, const char *what)
+static uint32_t parse_id(const char *opt, const char *s)
 {
-    unsigned long v;
-
-    if (!parse_ulong(s, 0, UINT32_MAX, &v))
-        bad_args("%s '%s': want a MsgID, 0 to 4294967295", what, s);
-    return (uint32_t)v;
-}
-
-/* Seconds, fractions allowed, more than 0 and at most a day. */
-static double parse_seconds(const char *s)
-{
-    char *end = NULL;
-    double v = -1;
-
-    /* strtod() would take a sign, "inf", "nan" and hex: refuse them. */
-    if (((*s >= '0' && *s <= '9') || *s == '.') && strpbrk(s, "xX") == NULL)
-        v = strtod(s, &end);
-    if (end == NULL || *end != '\0' || !(v > 0 && v <= ZC_MAX_SECONDS))
-        bad_args("--timeout '%s': want seconds, more than 0 and at most "
-                 "86400",
-                 s);
-    return v;
-}
-
-/* The body --hex HEX names: two hex digits a byte, nothing else. */
-static void parse_hex(const char *s, struct zc_msg *m)
-{
-    size_t n = strlen(s), ok = strspn(s, "0123456789abcdefABCDEF");
-
-    if (n % 2 != 0)
-        bad_args("--hex '%s': an odd number of hex digits", s);
-    if (ok < n)
-        bad_args("--hex '%s': '%c' is not a hex digit", s, s[ok]);
-    m->len = n / 2;
-    m->data = malloc(m->len + 1); /* + 1: never malloc(0) */
-    if (m->data == NULL)
-        bad_args("out of memory");
-    for (size_t i = 0; i < m->len; i++)
-        sscanf(s + 2 * i, "%2hhx", &m->data[i]);
+    return (uint32_t)parse_num(opt, s, 0, UINT32_MAX,
+                               "a MsgID, 0 to 4294967295");
 }
 
 /*
- * The body --file F names ("-": standard input, which a command line may
- * name once). A file larger than a frame may be is read only that far:
- * the exchange fails with exit 1 (too large), after the arguments are
- * known to be right.
+ * Make text, an operand of kind ZC_WORD, ZC_HEX or ZC_FILE, m's body. A
+ * file ("-": standard input) is read up to a byte over a frame: too large,
+ * which zc says (exit 1) once the arguments are known to be right.
  */
-static void read_body_file(const char *path, struct zc_msg *m)
+static void take_body(int kind, const char *text, struct zc_msg *m)
 {
-    static bool stdin_used;
-    bool is_stdin = strcmp(path, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    size_t n = strlen(text), ok = strspn(text, "0123456789abcdefABCDEF");
+    unsigned char *p;
+    FILE *f;
 
-    if (is_stdin && stdin_used)
-        bad_args("--file - reads standard input, once only");
-    stdin_used |= is_stdin;
-    if (f == NULL)
-        bad_args("--file %s: %s", path, zn_strerror(errno));
-    m->data = malloc((size_t)ZC_MAX_FRAME + 1);
-    if (m->data == NULL)
-        bad_args("out of memory");
-    m->len = fread(m->data, 1, (size_t)ZC_MAX_FRAME + 1, f);
-    if (ferror(f))
-        bad_args("--file %s: %s", path, zn_strerror(errno));
-    if (!is_stdin)
-        fclose(f);
-}
-
-/* Turn a body item into m's body. */
-static void take_body(const struct zc_item *it, struct zc_msg *m)
-{
-    if (it->kind == ZC_HEX) {
-        parse_hex(it->text, m);
-    } else if (it->kind == ZC_FILE) {
-        read_body_file(it->text, m);
-    } else {
-        m->len = strlen(it->text);
-        m->data = (unsigned char *)strdup(it->text);
-        if (m->data == NULL)
+    m->data = (const unsigned char *)text;
+    m->len = n;
+    if (kind == ZC_HEX) { /* two hex digits a byte */
+        if (n % 2 != 0)
+            bad_args("--hex '%s': an odd number of hex digits", text);
+        if (ok < n)
+            bad_args("--hex '%s': '%c' is not a hex digit", text, text[ok]);
+        m->data = p = malloc(n / 2 + 1); /* + 1: never malloc(0) */
+        if (p == NULL)
             bad_args("out of memory");
+        for (m->len = 0; m->len < n / 2; m->len++)
+            sscanf(text + 2 * m->len, "%2hhx", &p[m->len]);
+    } else if (kind == ZC_FILE) {
+        f = strcmp(text, "-") == 0 ? stdin : fopen(text, "r");
+        if (f == NULL)
+            bad_args("--file %s: %s", text, zn_strerror(errno));
+        m->data = p = malloc(ZC_MAX_FRAME + 1);
+        if (p == NULL)
+            bad_args("out of memory");
+        m->len = fread(p, 1, ZC_MAX_FRAME + 1, f);
+        if (ferror(f))
+            bad_args("--file %s: %s", text, zn_strerror(errno));
+        if (f != stdin)
+            fclose(f);
     }
 }
 
-/*
- * HOST:PORT that can be dialled: a port from 1 to 65535 and a host that
- * resolves, checked now so that a typo is an argument error (exit 2)
- * rather than a failed exchange.
- */
-static void check_addr(const char *addr)
+/* Exit 2 unless HOST:PORT and the subcommand have been read. */
+static void need_cmd(const struct zc_args *a)
 {
-    struct addrinfo hints = {0}, *res;
-    const char *colon = strrchr(addr, ':');
-    char host[ZN_ADDR_STRLEN];
-    size_t hlen = colon != NULL ? (size_t)(colon - addr) : 0;
+    if (a->addr == NULL)
+        bad_args("no HOST:PORT given");
+    if (a->cmd == NULL)
+        bad_args("no subcommand given (send, watch, ping or raw)");
+}
+
+/*
+ * Take the next operand, a word (ZC_WORD) or a body (ZC_HEX, ZC_FILE), in
+ * its place: HOST:PORT, the subcommand, then what the subcommand's row
+ * says, ID BODY pairs or one BODY.
+ */
+static void operand(struct zc_args *a, int kind, const char *text)
+{
+    struct zc_msg *last = a->nmsgs > 0 ? &a->msgs[a->nmsgs - 1] : NULL;
+
+    if (kind == ZC_WORD && a->addr == NULL) {
+        a->addr = text;
+    } else if (kind == ZC_WORD && a->cmd == NULL) {
+        for (a->cmd = zc_cmds; a->cmd->name != NULL; a->cmd++)
+            if (strcmp(a->cmd->name, text) == 0)
+                return;
+        bad_args("unknown subcommand '%s' (send, watch, ping or raw)", text);
+    } else if (a->cmd == NULL) { /* a body */
+        need_cmd(a);
+    } else if (!a->cmd->pairs) {
+        if (last != NULL)
+            bad_args("%s: one BODY only ('%s' is one too many)", a->cmd->name,
+                     text);
+        take_body(kind, text, &a->msgs[a->nmsgs++]);
+    } else if (last != NULL && last->data == NULL) { /* the ID's BODY */
+        take_body(kind, text, last);
+    } else if (kind == ZC_WORD) { /* an ID */
+        a->msgs[a->nmsgs++].id = parse_id("ID", text);
+    } else {
+        bad_args("%s: a body (--%s) without an ID before it", a->cmd->name,
+                 kind == ZC_HEX ? "hex" : "file");
+    }
+}
+
+/* Parse argv into a; exit 2 on any mistake, and 0 after the usage for -h. */
+static void parse_args(int argc, char **argv, struct zc_args *a)
+{
+    bool ping_opt = false; /* -n, -c or -i given */
+    const char *colon;
+    struct zc_msg *last;
     uint16_t port;
-    int rc;
+    char *end;
+    int c;
 
-    if (colon == NULL || zn_addr_parse_port(colon + 1, &port) < 0 ||
-        port == 0 || hlen == 0 || hlen >= sizeof(host))
-        bad_args("bad address '%s': want HOST:PORT, e.g. 127.0.0.1:8999", addr);
-    if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
-        addr++; /* "[::1]:8999" */
-        hlen -= 2;
-    }
-    memcpy(host, addr, hlen);
-    host[hlen] = '\0';
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0)
-        bad_args("bad address '%s': %s", host, gai_strerror(rc));
-    freeaddrinfo(res);
-}
-
-/*
- * The option that the word w ("-t", "-t5", "--timeout", "--timeout=5")
- * names in full, or NULL; *end is where its name ends in w. getopt_long()
- * also takes a long name cut short (--time) and short options run
- * together (-vt5); zc never has, so that a typo is an error, not a guess.
- */
-static const struct option *find_option(const char *w, int *end)
-{
-    bool is_long = w[1] == '-';
-    size_t len = is_long ? strcspn(w + 2, "=") : 1;
-
-    *end = is_long ? 2 + (int)len : 2;
-    for (const struct option *o = zc_options; o->name != NULL; o++) {
-        if (!is_long && o->val == w[1])
-            return o;
-        if (is_long && strncmp(w + 2, o->name, len) == 0 &&
-            o->name[len] == '\0')
-            return o;
-    }
-    return NULL;
-}
-
-/*
- * -h anywhere before "--" (and not as an option's value) asks for the
- * usage, whatever else the line holds: this pass comes before
- * getopt_long()'s, which stops at the first mistake.
- */
-static bool wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        const struct option *o = NULL;
-        int end;
-
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return true;
-        if (argv[i][0] == '-' && argv[i][1] != '\0')
-            o = find_option(argv[i], &end);
-        if (o != NULL && o->has_arg && argv[i][end] == '\0')
-            i++; /* its value is the next word */
-    }
-    return false;
-}
-
-/*
- * Exit 2 unless w, the word getopt_long() took an option from (returning
- * c, or ':' for a missing value), is an option zc takes, as zc spells it.
- */
-static void check_option(const char *w, int c)
-{
-    int end;
-    const struct option *o = find_option(w, &end);
-
-    if (o == NULL)
-        bad_args("unknown option '%s'", w);
-    if (!o->has_arg && w[end] != '\0')
-        bad_args("%.*s takes no value", end, w);
-    if (c == ':')
-        bad_args("%s needs a value", w);
-}
-
-/*
- * Read the options into a, and the words that are not options (and --hex
- * and --file, which stand for a body) into a->items, in order; returns
- * how many items. *given gets the ZC_OPT_ bit of each option given.
- */
-static size_t read_options(int argc, char **argv, struct zc_args *a,
-                           unsigned *given)
-{
-    size_t n = 0;
-    int c, at = optind; /* the word getopt_long() reads next */
-
-    while ((c = getopt_long(argc, argv, zc_optstring, zc_options, NULL)) !=
-           -1) {
-        if (c != ZC_WORD)
-            check_option(argv[at], c);
+    *a = (struct zc_args){.reply = -1, .count = ZC_PING_COUNT, .conns = 1};
+    a->msgs = calloc((size_t)argc, sizeof(*a->msgs));
+    if (a->msgs == NULL)
+        bad_args("out of memory");
+    /* at: the word getopt_long() reads, for the messages */
+    for (int at = optind;
+         (c = getopt_long(argc, argv, zc_optstring, zc_options, NULL)) != -1;
+         at = optind) {
+        ping_opt |= c == 'n' || c == 'c' || c == 'i';
         switch (c) {
         case ZC_WORD:
         case ZC_HEX:
         case ZC_FILE:
-            a->items[n++] = (struct zc_item){(enum zc_item_kind)c, optarg};
+            operand(a, c, optarg);
             break;
         case 't':
-            a->timeout = parse_seconds(optarg);
+            a->timeout = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' ||
+                !(a->timeout > 0 && a->timeout <= ZC_MAX_SECONDS))
+                bad_args("--timeout '%s': want seconds, more than 0 and at "
+                         "most 86400",
+                         optarg);
             break;
         case 'r':
-            a->reply = parse_id(optarg, "--reply");
-            a->has_reply = true;
-            *given |= ZC_OPT_REPLY;
+            a->reply = parse_id("--reply", optarg);
             break;
         case 'i':
-            a->ping_id = parse_id(optarg, "--id");
-            *given |= ZC_OPT_PING;
+            a->ping_id = parse_id("--id", optarg);
             break;
         case 'n':
-            if (!parse_ulong(optarg, 1, ZC_MAX_PING_COUNT, &a->count))
-                bad_args("-n '%s': want 1 to %d round trips", optarg,
-                         ZC_MAX_PING_COUNT);
-            *given |= ZC_OPT_PING;
+            a->count = parse_num("-n", optarg, 1, ZC_MAX_PING_COUNT,
+                                 "1 to 1000000 round trips");
             break;
         case 'c':
-            if (!parse_ulong(optarg, 1, ZC_MAX_CONNS, &a->conns))
-                bad_args("-c '%s': want 1 to %d connections", optarg,
-                         ZC_MAX_CONNS);
-            *given |= ZC_OPT_PING;
+            a->conns = parse_num("-c", optarg, 1, ZC_MAX_CONNS,
+                                 "1 to 1000 connections");
             break;
         case 'v':
             a->verbose = true;
             break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        case ':':
+            bad_args("%s needs a value", argv[at]);
+        default: /* '?': not an option of zc's, or --verbose=X */
+            if (argv[at][1] != '-')
+                bad_args("unknown option '-%c'", optopt);
+            bad_args(optopt != 0 ? "%.*s takes no value"
+                                 : "unknown option '%.*s'",
+                     (int)strcspn(argv[at], "="), argv[at]);
         }
-        at = optind;
     }
     while (optind < argc) /* the words after "--" */
-        a->items[n++] = (struct zc_item){ZC_WORD, argv[optind++]};
-    return n;
-}
+        operand(a, ZC_WORD, argv[optind++]);
 
-/*
- * Parse argv into a: every option first, so that a wrong one is reported
- * before any word; then the address, the subcommand (its row of zc_cmds)
- * and the subcommand's words. Exits 2 on any mistake.
- */
-static void parse_args(int argc, char **argv, struct zc_args *a)
-{
-    const struct zc_cmd *cmd = zc_cmds;
-    struct zc_item *items = calloc((size_t)argc, sizeof(*items));
-    unsigned given = 0; /* ZC_OPT_ bits of the options given */
-    size_t n, k;
-
-    *a = (struct zc_args){
-        .timeout = -1, .count = ZC_PING_COUNT, .conns = 1, .items = items};
-    if (items == NULL)
-        bad_args("out of memory");
-    n = read_options(argc, argv, a, &given);
-    if (n == 0 || items[0].kind != ZC_WORD)
-        bad_args("no HOST:PORT given");
-    if (n == 1 || items[1].kind != ZC_WORD)
-        bad_args("no subcommand given (send, watch, ping or raw)");
-    a->addr = items[0].text;
-    while (cmd->name != NULL && strcmp(cmd->name, items[1].text) != 0)
-        cmd++;
-    if (cmd->name == NULL)
-        bad_args("unknown subcommand '%s' (send, watch, ping or raw)",
-                 items[1].text);
-    a->cmd = cmd;
-    if (given & ~cmd->opts & ZC_OPT_PING)
+    need_cmd(a);
+    last = a->nmsgs > 0 ? &a->msgs[a->nmsgs - 1] : NULL;
+    if (last != NULL && last->data == NULL)
+        bad_args("%s: ID %" PRIu32 " has no body (TEXT, --hex or --file)",
+                 a->cmd->name, last->id);
+    if (a->nmsgs == 0 && a->cmd->body != NULL) /* ping's default body */
+        take_body(ZC_WORD, a->cmd->body, &a->msgs[a->nmsgs++]);
+    if (a->nmsgs < a->cmd->min)
+        bad_args("%s: no %s given", a->cmd->name,
+                 a->cmd->pairs ? "ID and BODY" : "BODY");
+    if (ping_opt && !(a->cmd->opts & ZC_OPT_PING))
         bad_args("-n, -c and -i are for ping only");
-    if (given & ~cmd->opts & ZC_OPT_REPLY)
+    if (a->reply >= 0 && !(a->cmd->opts & ZC_OPT_REPLY))
         bad_args("--reply is for send and ping only");
-    check_addr(a->addr);
-
-    a->msgs = calloc((size_t)argc, sizeof(*a->msgs));
-    if (a->msgs == NULL)
-        bad_args("out of memory");
-    if (!cmd->pairs && n > 3)
-        bad_args("%s: one BODY only ('%s' is one too many)", cmd->name,
-                 items[3].text);
-    if (n == 2 && cmd->body != NULL) /* ping's default body */
-        items[n++] = (struct zc_item){ZC_WORD, cmd->body};
-    for (k = 2; k < n; k++) {
-        struct zc_msg *m = &a->msgs[a->nmsgs++];
-
-        m->id = a->ping_id; /* ping and raw: no ID on the line */
-        if (cmd->pairs) { /* ID BODY */
-            if (items[k].kind != ZC_WORD)
-                bad_args("%s: a body (--%s) without an ID before it", cmd->name,
-                         items[k].kind == ZC_HEX ? "hex" : "file");
-            m->id = parse_id(items[k].text, "ID");
-            if (++k == n)
-                bad_args("%s: ID %s has no body (TEXT, --hex or --file)",
-                         cmd->name, items[k - 1].text);
-        }
-        take_body(&items[k], m);
-    }
-    if (a->nmsgs < cmd->min)
-        bad_args("%s: no %s given", cmd->name,
-                 cmd->pairs ? "ID and BODY" : "BODY");
-    free(items);
-    a->items = NULL;
-}
-
-static void free_args(struct zc_args *a)
-{
-    for (size_t i = 0; i < a->nmsgs; i++)
-        free(a->msgs[i].data);
-    free(a->msgs);
+    colon = strrchr(a->addr, ':'); /* the host is looked up on connecting */
+    if (colon == NULL || colon == a->addr ||
+        zn_addr_parse_port(colon + 1, &port) < 0 || port == 0)
+        bad_args("bad address '%s': want HOST:PORT, e.g. 127.0.0.1:8999",
+                 a->addr);
+    if (!a->cmd->pairs)
+        a->msgs[0].id = a->ping_id;
 }
 
 /* ------------------------------------------------------------------ */
@@ -662,7 +481,10 @@ static void describe(const struct zc_args *a, int err, enum zc_phase phase,
         snprintf(buf, size, "%s%s (%s)",
                  phase == ZC_CONNECTING ? "cannot connect: "
                                         : "connection lost: ",
-                 zn_strerror(-err), a->addr);
+                 err == -EINVAL && phase == ZC_CONNECTING
+                     ? "no such host" /* from getaddrinfo() */
+                     : zn_strerror(-err),
+                 a->addr);
     }
 }
 
@@ -685,12 +507,6 @@ static bool bodies_fit(const struct zc_args *a)
         }
     }
     return true;
-}
-
-/* The --timeout for connecting and replies, in ms. */
-static int timeout_ms(const struct zc_args *a)
-{
-    return to_ms(a->timeout > 0 ? a->timeout : ZC_TIMEOUT);
 }
 
 /* ------------------------------------------------------------------ */
@@ -758,7 +574,7 @@ static int cmd_send(const struct zc_args *a)
         return 1;
     for (size_t i = 0; i < a->nmsgs; i++) {
         const struct zc_msg *m = &a->msgs[i];
-        uint32_t rid = a->has_reply ? a->reply : m->id;
+        uint32_t rid = a->reply >= 0 ? (uint32_t)a->reply : m->id;
         struct zn_frame *reply;
         uint64_t t0 = now_ns();
 
@@ -861,7 +677,7 @@ static void *pinger_main(void *arg)
     struct zc_pinger *p = arg;
     const struct zc_args *a = p->a;
     const struct zc_msg *m = &a->msgs[0];
-    uint32_t rid = a->has_reply ? a->reply : m->id;
+    uint32_t rid = a->reply >= 0 ? (uint32_t)a->reply : m->id;
     struct zn_frame *reply;
     char msg[256];
 
@@ -1038,18 +854,14 @@ static int cmd_raw(const struct zc_args *a)
     return status;
 }
 
+/*
+ * The arguments are static, so that what parse_args() allocated is still
+ * reachable when it exits: LeakSanitizer then reports no leak.
+ */
 int main(int argc, char **argv)
 {
-    struct zc_args a;
-    int status;
+    static struct zc_args a;
 
-    if (wants_help(argc, argv)) {
-        print_synopsis(stdout);
-        fputs(usage_text, stdout);
-        return 0;
-    }
     parse_args(argc, argv, &a);
-    status = a.cmd->run(&a);
-    free_args(&a);
-    return status;
+    return a.cmd->run(&a);
 }
