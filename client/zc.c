@@ -190,29 +190,37 @@ static int timeout_ms(const struct zc_args *a)
 }
 
 /*
- * Print len bytes escaped (zn_log_escape()), a piece at a time so that no
- * buffer grows with the body. With keep_newlines a '\n' is printed as a
- * line break rather than \x0a (raw's text of v0.3's three lines).
+ * Print len bytes escaped as zinc's servers log client bytes
+ * (zn_log_escape(): outside ' '..'~' as \xHH, a backslash as \\), so that
+ * no body can garble the terminal. With keep_newlines (raw) a '\n' stays.
  */
 static void print_escaped(FILE *out, const unsigned char *p, size_t len,
                           bool keep_newlines)
 {
-    char buf[4 * 256 + 1]; /* \xHH for each of 256 bytes, and the NUL */
+    char esc[5]; /* \xHH and the NUL */
 
-    while (len > 0) {
-        size_t n = len < 256 ? len : 256;
-        const unsigned char *nl = keep_newlines ? memchr(p, '\n', n) : NULL;
-
-        if (nl != NULL)
-            n = (size_t)(nl - p);
-        fputs(zn_log_escape(p, n, buf, sizeof(buf)), out);
-        if (nl != NULL) {
+    for (size_t i = 0; i < len; i++) {
+        if (keep_newlines && p[i] == '\n')
             fputc('\n', out);
-            n++;
-        }
-        p += n;
-        len -= n;
+        else
+            fputs(zn_log_escape(&p[i], 1, esc, sizeof(esc)), out);
     }
+}
+
+/*
+ * Print frame f on a line and flush: prefix and "id N, LEN bytes: " unless
+ * prefix is NULL, then the body; whole even when threads print at once.
+ */
+static void print_frame(FILE *out, const char *prefix, const struct zn_frame *f)
+{
+    flockfile(out);
+    if (prefix != NULL)
+        fprintf(out, "%sid %" PRIu32 ", %" PRIu32 " bytes: ", prefix, f->id,
+                f->len);
+    print_escaped(out, f->data, f->len, false);
+    fputc('\n', out);
+    fflush(out);
+    funlockfile(out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -431,157 +439,127 @@ static void parse_args(int argc, char **argv, struct zc_args *a)
 }
 
 /* ------------------------------------------------------------------ */
-/* Errors in words                                                    */
+/* Talking to the server                                              */
 /* ------------------------------------------------------------------ */
 
-/* When an error happened: how to say it depends on it. */
-enum zc_phase {
-    ZC_CONNECTING, /* while connecting */
-    ZC_WAITING, /* after: sending, or waiting for a reply or a frame */
-};
-
 /*
- * Write why an exchange failed (err, a negative errno from the library)
- * into buf, without the "zc: " in front: "connection refused
- * (127.0.0.1:1)", "timed out after 2 s waiting for id 1", ...
+ * Say on stderr why an exchange failed (err, a negative errno), on one
+ * line: "zc: connection refused (127.0.0.1:1)", "zc: conn 2: timed out
+ * after 2 s waiting for id 0" (conn: ping's connection, or -1), ...
  */
-static void describe(const struct zc_args *a, int err, enum zc_phase phase,
-                     uint32_t reply_id, char *buf, size_t size)
+static void report(const struct zc_args *a, int conn, int err, bool connecting,
+                   uint32_t reply_id)
 {
     double sec = a->timeout > 0 ? a->timeout : ZC_TIMEOUT;
 
-    switch (-err) {
-    case ECONNREFUSED:
-        snprintf(buf, size, "connection refused (%s)", a->addr);
-        break;
-    case ETIMEDOUT:
-        if (phase == ZC_CONNECTING)
-            snprintf(buf, size, "timed out after %g s connecting to %s", sec,
-                     a->addr);
-        else
-            snprintf(buf, size, "timed out after %g s waiting for id %" PRIu32,
-                     sec, reply_id);
-        break;
-    case ECONNRESET:
-        snprintf(buf, size,
-                 "connection lost: closed or reset by the server (%s)",
-                 a->addr);
-        break;
-    case EPROTO:
-        snprintf(buf, size,
-                 "connection lost: the server sent a frame larger than %d "
-                 "bytes",
-                 ZC_MAX_FRAME);
-        break;
-    case EMSGSIZE:
-        snprintf(buf, size, "a body larger than %d bytes cannot be sent",
-                 ZC_MAX_FRAME);
-        break;
-    default:
-        snprintf(buf, size, "%s%s (%s)",
-                 phase == ZC_CONNECTING ? "cannot connect: "
-                                        : "connection lost: ",
-                 err == -EINVAL && phase == ZC_CONNECTING
-                     ? "no such host" /* from getaddrinfo() */
-                     : zn_strerror(-err),
-                 a->addr);
-    }
-}
-
-static void report(const struct zc_args *a, int err, enum zc_phase phase,
-                   uint32_t reply_id)
-{
-    char msg[256];
-
-    describe(a, err, phase, reply_id, msg, sizeof(msg));
-    fprintf(stderr, "zc: %s\n", msg);
-}
-
-/* A body over the frame limit fails before any connection (exit 1). */
-static bool bodies_fit(const struct zc_args *a)
-{
-    for (size_t i = 0; i < a->nmsgs; i++) {
-        if (a->msgs[i].len > ZC_MAX_FRAME) {
-            report(a, -EMSGSIZE, ZC_WAITING, 0);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* send                                                               */
-/* ------------------------------------------------------------------ */
-
-/*
- * The library's on_frame callback: a frame that is no reply (v0.9's
- * greeting, or one with an id nobody waits for). On the reader thread;
- * stderr's lock keeps the line whole.
- */
-static void note_frame(const struct zn_frame *f, void *arg)
-{
-    const struct zc_args *a = arg;
-
-    if (!a->verbose)
-        return;
-    flockfile(stderr);
-    fprintf(stderr,
-            "zc: not a reply: id %" PRIu32 ", %" PRIu32 " bytes: ", f->id,
-            f->len);
-    print_escaped(stderr, f->data, f->len, false);
-    fputc('\n', stderr);
+    flockfile(stderr); /* ping's threads may report at once */
+    fputs("zc: ", stderr);
+    if (conn >= 0)
+        fprintf(stderr, "conn %d: ", conn);
+    if (err == -ECONNREFUSED)
+        fprintf(stderr, "connection refused (%s)\n", a->addr);
+    else if (err == -ETIMEDOUT && connecting)
+        fprintf(stderr, "timed out after %g s connecting to %s\n", sec,
+                a->addr);
+    else if (err == -ETIMEDOUT)
+        fprintf(stderr, "timed out after %g s waiting for id %" PRIu32 "\n",
+                sec, reply_id);
+    else if (err == -EINVAL && connecting) /* from getaddrinfo() */
+        fprintf(stderr, "cannot connect: no such host (%s)\n", a->addr);
+    else if (err == -ECONNRESET)
+        fprintf(stderr, "connection lost: closed or reset by the server (%s)\n",
+                a->addr);
+    else if (err == -EPROTO)
+        fprintf(stderr,
+                "connection lost: the server sent a frame larger than %d "
+                "bytes\n",
+                ZC_MAX_FRAME);
+    else
+        fprintf(stderr, "%s: %s (%s)\n",
+                connecting ? "cannot connect" : "connection lost",
+                zn_strerror(-err), a->addr);
     funlockfile(stderr);
 }
 
 /*
- * A client with options o, connected: connecting first tells a timeout
- * there apart from a reply's. Returns NULL once the reason is printed.
+ * A client with the options o, the timeout and the frame limit, connected
+ * (so that a timeout there is not taken for a reply's), or NULL once the
+ * reason is printed.
  */
 static struct zn_client *open_client(const struct zc_args *a,
-                                     const struct zn_client_options *o)
+                                     struct zn_client_options o)
 {
     struct zn_client *c;
     int rc;
 
-    if (!bodies_fit(a))
-        return NULL;
-    c = zn_client_new(a->addr, o);
-    if (c == NULL) {
-        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
-        return NULL;
-    }
-    rc = zn_client_connect(c);
+    o.connect_timeout_ms = timeout_ms(a);
+    o.max_frame = ZC_MAX_FRAME;
+    c = zn_client_new(a->addr, &o);
+    rc = c == NULL ? -errno : zn_client_connect(c);
     if (rc < 0) {
-        report(a, rc, ZC_CONNECTING, 0);
+        report(a, -1, rc, true, 0);
         zn_client_free(c);
         return NULL;
     }
     return c;
 }
 
+/*
+ * Send m on c and wait for its reply, the next frame with --reply's id or
+ * m's. Returns 0 with the reply (the caller's to free) and the time it
+ * took in *ns, or the error, once reported (conn as for report()).
+ */
+static int request(const struct zc_args *a, struct zn_client *c, int conn,
+                   const struct zc_msg *m, struct zn_frame **reply,
+                   uint64_t *ns)
+{
+    uint32_t rid = a->reply >= 0 ? (uint32_t)a->reply : m->id;
+    uint64_t t0 = now_ns();
+    int rc = zn_client_request(c, m->id, m->data, (uint32_t)m->len, rid,
+                               timeout_ms(a), reply);
+
+    *ns = now_ns() - t0;
+    if (rc < 0)
+        report(a, conn, rc, false, rid);
+    return rc;
+}
+
+/* With -v, say why watch or raw ended (no error). */
+static void note_end(const struct zc_args *a, bool closed, double silence)
+{
+    if (a->verbose && closed)
+        fputs("zc: the server closed the connection\n", stderr);
+    else if (a->verbose)
+        fprintf(stderr, "zc: nothing for %g s, done\n", silence);
+}
+
+/* ------------------------------------------------------------------ */
+/* The subcommands                                                    */
+/* ------------------------------------------------------------------ */
+
+/* send's on_frame: a frame that is no reply (v0.9's greeting, ...). */
+static void note_frame(const struct zn_frame *f, void *arg)
+{
+    const struct zc_args *a = arg;
+
+    if (a->verbose)
+        print_frame(stderr, "zc: not a reply: ", f);
+}
+
 /* One connection, each message in turn, each reply's body on a line. */
 static int cmd_send(const struct zc_args *a)
 {
-    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
-                                  .max_frame = ZC_MAX_FRAME,
-                                  .on_frame = note_frame,
-                                  .arg = (void *)a};
-    struct zn_client *c;
-    int rc, status = 0;
+    struct zn_client *c =
+        open_client(a, (struct zn_client_options){.on_frame = note_frame,
+                                                  .arg = (void *)a});
+    struct zn_frame *reply;
+    uint64_t ns;
+    int status = c == NULL;
 
-    c = open_client(a, &o);
-    if (c == NULL)
-        return 1;
-    for (size_t i = 0; i < a->nmsgs; i++) {
+    for (size_t i = 0; c != NULL && i < a->nmsgs; i++) {
         const struct zc_msg *m = &a->msgs[i];
-        uint32_t rid = a->reply >= 0 ? (uint32_t)a->reply : m->id;
-        struct zn_frame *reply;
-        uint64_t t0 = now_ns();
 
-        rc = zn_client_request(c, m->id, m->data, (uint32_t)m->len, rid,
-                               timeout_ms(a), &reply);
-        if (rc < 0) {
-            report(a, rc, ZC_WAITING, rid);
+        if (request(a, c, -1, m, &reply, &ns) < 0) {
             status = 1;
             break;
         }
@@ -589,110 +567,73 @@ static int cmd_send(const struct zc_args *a)
             fprintf(stderr,
                     "zc: id %" PRIu32 ", %zu bytes -> id %" PRIu32 ", %" PRIu32
                     " bytes in %.0f us\n",
-                    m->id, m->len, reply->id, reply->len,
-                    (double)(now_ns() - t0) / 1e3);
-        print_escaped(stdout, reply->data, reply->len, false);
-        putchar('\n');
-        fflush(stdout);
+                    m->id, m->len, reply->id, reply->len, (double)ns / 1e3);
+        print_frame(stdout, NULL, reply);
         free(reply);
     }
     zn_client_free(c);
     return status;
 }
 
-/* ------------------------------------------------------------------ */
-/* watch                                                              */
-/* ------------------------------------------------------------------ */
-
-/* Send the messages, if any, then print every frame as it comes. */
+/*
+ * Send the messages, if any, then print every frame as it comes. No
+ * waiter ever stands in line here, so every frame, replies included, goes
+ * to the queue that zn_client_recv() takes from.
+ */
 static int cmd_watch(const struct zc_args *a)
 {
-    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
-                                  .max_frame = ZC_MAX_FRAME,
-                                  .max_queued = ZC_WATCH_QUEUE};
+    struct zn_client *c = open_client(
+        a, (struct zn_client_options){.max_queued = ZC_WATCH_QUEUE});
     int silence = a->timeout > 0 ? to_ms(a->timeout) : -1;
-    struct zn_client *c;
     struct zn_frame *f;
     unsigned long dropped;
-    int rc = 0, status = 0;
+    int rc = 0;
 
-    c = open_client(a, &o);
     if (c == NULL)
         return 1;
     for (size_t i = 0; i < a->nmsgs && rc == 0; i++)
         rc = zn_client_send(c, a->msgs[i].id, a->msgs[i].data,
                             (uint32_t)a->msgs[i].len);
-    if (rc < 0) {
-        report(a, rc, ZC_WAITING, 0);
-        zn_client_free(c);
-        return 1;
+    if (rc == 0) {
+        while ((rc = zn_client_recv(c, silence, &f)) == 0) {
+            print_frame(stdout, "", f);
+            free(f);
+        }
+        if (rc == -ETIMEDOUT || rc == -ECONNRESET) { /* silence, or closed */
+            note_end(a, rc == -ECONNRESET, a->timeout);
+            rc = 0;
+        }
     }
-    /*
-     * No waiter ever stands in line here, so every frame, replies
-     * included, goes to the queue that zn_client_recv() takes from.
-     */
-    while ((rc = zn_client_recv(c, silence, &f)) == 0) {
-        printf("id %" PRIu32 ", %" PRIu32 " bytes: ", f->id, f->len);
-        print_escaped(stdout, f->data, f->len, false);
-        putchar('\n');
-        fflush(stdout); /* a watcher reads the lines as they come */
-        free(f);
-    }
-    if (rc == -ETIMEDOUT) {
-        if (a->verbose)
-            fprintf(stderr, "zc: nothing for %g s, done\n", a->timeout);
-    } else if (rc == -ECONNRESET) {
-        if (a->verbose)
-            fprintf(stderr, "zc: the server closed the connection\n");
-    } else {
-        report(a, rc, ZC_WAITING, 0);
-        status = 1;
-    }
+    if (rc < 0)
+        report(a, -1, rc, false, 0);
     dropped = zn_client_dropped(c);
     if (dropped > 0)
         fprintf(stderr, "zc: %lu frames dropped: zc fell %d frames behind\n",
                 dropped, ZC_WATCH_QUEUE);
     zn_client_free(c);
-    return status;
+    return rc < 0;
 }
-
-/* ------------------------------------------------------------------ */
-/* ping                                                               */
-/* ------------------------------------------------------------------ */
 
 /* One connection of a ping, run by its own thread. */
 struct zc_pinger {
     const struct zc_args *a;
     struct zn_client *c; /* this connection's own client */
-    unsigned idx; /* 0, 1, ... for messages */
+    int idx; /* 0, 1, ... for messages */
     unsigned long share; /* round trips to make */
     uint64_t *lat; /* share slots: the latency of each, in ns */
     unsigned long done; /* round trips made, the first done of lat */
-    int err; /* the error that stopped it, or 0 */
     pthread_t thread;
 };
 
+/* Make one connection's round trips, up to its first error. */
 static void *pinger_main(void *arg)
 {
     struct zc_pinger *p = arg;
-    const struct zc_args *a = p->a;
-    const struct zc_msg *m = &a->msgs[0];
-    uint32_t rid = a->reply >= 0 ? (uint32_t)a->reply : m->id;
     struct zn_frame *reply;
-    char msg[256];
 
-    while (p->done < p->share) {
-        uint64_t t0 = now_ns();
-        int rc = zn_client_request(p->c, m->id, m->data, (uint32_t)m->len, rid,
-                                   timeout_ms(a), &reply);
-
-        if (rc < 0) { /* this connection stops here */
-            p->err = rc;
-            describe(a, rc, ZC_WAITING, rid, msg, sizeof(msg));
-            fprintf(stderr, "zc: conn %u: %s\n", p->idx, msg);
-            break;
-        }
-        p->lat[p->done++] = now_ns() - t0;
+    while (p->done < p->share && request(p->a, p->c, p->idx, &p->a->msgs[0],
+                                         &reply, &p->lat[p->done]) == 0) {
+        p->done++;
         free(reply);
     }
     return NULL;
@@ -705,7 +646,7 @@ static int cmp_u64(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-/* The pct-th percentile of n sorted values, nearest rank. */
+/* The pct-th percentile of n sorted values in us, nearest rank. */
 static double pct_us(const uint64_t *v, unsigned long n, unsigned pct)
 {
     unsigned long rank =
@@ -722,136 +663,94 @@ static double pct_us(const uint64_t *v, unsigned long n, unsigned pct)
 static int cmd_ping(const struct zc_args *a)
 {
     unsigned long n = a->count, conns = a->conns < n ? a->conns : n;
-    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
-                                  .max_frame = ZC_MAX_FRAME};
     struct zc_pinger *ps = calloc(conns, sizeof(*ps));
     uint64_t *lat = malloc(n * sizeof(*lat));
-    unsigned long i, done = 0, errors = 0, started = 0, from = 0;
-    uint64_t t0, t1;
-    int rc, status = 1;
+    unsigned long i, started = 0, done = 0, errors, from = 0;
+    uint64_t t0;
+    double sec;
+    int rc = 0;
 
     if (ps == NULL || lat == NULL) {
         fprintf(stderr, "zc: out of memory\n");
         goto out;
     }
-    if (!bodies_fit(a))
-        goto out;
     for (i = 0; i < conns; i++) {
-        struct zc_pinger *p = &ps[i];
-
-        *p = (struct zc_pinger){.a = a, .idx = (unsigned)i, .lat = lat + from};
-        p->share = n / conns + (i < n % conns);
-        from += p->share;
-        p->c = zn_client_new(a->addr, &o);
-        if (p->c == NULL) {
-            fprintf(stderr, "zc: %s\n", zn_strerror(errno));
+        ps[i] = (struct zc_pinger){.a = a, .idx = (int)i, .lat = lat + from};
+        ps[i].share = n / conns + (i < n % conns);
+        from += ps[i].share;
+        ps[i].c = open_client(a, (struct zn_client_options){0});
+        if (ps[i].c == NULL)
             goto out;
-        }
-        rc = zn_client_connect(p->c);
-        if (rc < 0) {
-            report(a, rc, ZC_CONNECTING, 0);
-            goto out;
-        }
     }
-
     t0 = now_ns();
-    for (; started < conns; started++) {
-        rc = pthread_create(&ps[started].thread, NULL, pinger_main,
-                            &ps[started]);
-        if (rc != 0) {
-            fprintf(stderr, "zc: cannot start a thread: %s\n", zn_strerror(rc));
-            errors++; /* the rest never run: counted as one error */
-            break;
-        }
-    }
+    while (started < conns &&
+           (rc = pthread_create(&ps[started].thread, NULL, pinger_main,
+                                &ps[started])) == 0)
+        started++;
+    if (rc != 0)
+        fprintf(stderr, "zc: cannot start a thread: %s\n", zn_strerror(rc));
+    errors = started < conns; /* the threads not started: one error */
     for (i = 0; i < started; i++)
         pthread_join(ps[i].thread, NULL);
-    t1 = now_ns();
-
-    /* Pack the latencies that were measured together, then sort them. */
-    for (i = 0; i < started; i++) {
+    sec = (double)(now_ns() - t0) / 1e9;
+    for (i = 0; i < started; i++) { /* the latencies measured, together */
         memmove(lat + done, ps[i].lat, ps[i].done * sizeof(*lat));
         done += ps[i].done;
-        errors += ps[i].err != 0;
+        errors += ps[i].done < ps[i].share;
     }
     qsort(lat, done, sizeof(*lat), cmp_u64);
     printf("%lu of %lu round trips, %lu errors, %lu connections, %.3f s\n",
-           done, n, errors, conns, (double)(t1 - t0) / 1e9);
-    if (done > 0) {
-        printf("rate: %.0f round trips/s\n",
-               (double)done / ((double)(t1 - t0) / 1e9));
-        printf("latency (us): min %.0f, p50 %.0f, p99 %.0f, max %.0f\n",
-               (double)lat[0] / 1e3, pct_us(lat, done, 50),
-               pct_us(lat, done, 99), (double)lat[done - 1] / 1e3);
-    }
-    status = errors > 0 || done < n;
+           done, n, errors, conns, sec);
+    if (done > 0)
+        printf("rate: %.0f round trips/s\n"
+               "latency (us): min %.0f, p50 %.0f, p99 %.0f, max %.0f\n",
+               (double)done / sec, pct_us(lat, done, 0), pct_us(lat, done, 50),
+               pct_us(lat, done, 99), pct_us(lat, done, 100));
 out:
     for (i = 0; ps != NULL && i < conns; i++)
         zn_client_free(ps[i].c);
     free(ps);
     free(lat);
-    return status;
+    return done < n;
 }
 
-/* ------------------------------------------------------------------ */
-/* raw                                                                */
-/* ------------------------------------------------------------------ */
-
 /*
- * No framing, no library: a plain socket, the body's bytes written as
- * they are, and whatever comes back printed until the server closes or
- * is silent for the timeout (0.5 s unless --timeout says otherwise).
+ * No framing, no library: a plain socket, the body's bytes written as they
+ * are, and whatever comes back printed until the server closes or is
+ * silent for the timeout (0.5 s unless --timeout says otherwise).
  */
 static int cmd_raw(const struct zc_args *a)
 {
-    const struct zc_msg *m = &a->msgs[0];
-    int silence = to_ms(a->timeout > 0 ? a->timeout : ZC_RAW_SILENCE);
-    struct pollfd pfd = {.events = POLLIN};
+    double silence = a->timeout > 0 ? a->timeout : ZC_RAW_SILENCE;
+    int fd = zn_addr_dial_timeout(a->addr, timeout_ms(a)), n = 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     unsigned char buf[4096];
     bool line_open = false; /* printed bytes not ended by a '\n' */
-    int fd, n, status = 0;
     ssize_t got;
 
-    fd = zn_addr_dial_timeout(a->addr, timeout_ms(a));
     if (fd < 0) {
-        report(a, fd, ZC_CONNECTING, 0);
+        report(a, -1, fd, true, 0);
         return 1;
     }
-    if (m->len > 0 && zn_writen(fd, m->data, m->len) < 0) {
-        report(a, -errno, ZC_WAITING, 0);
-        close(fd);
-        return 1;
-    }
-    pfd.fd = fd;
-    for (;;) {
-        n = poll(&pfd, 1, silence);
+    got = zn_writen(fd, a->msgs[0].data, a->msgs[0].len);
+    while (got >= 0 && (n = poll(&pfd, 1, to_ms(silence))) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
-        if (n == 0) {
-            if (a->verbose)
-                fprintf(stderr, "zc: nothing for %g s, done\n",
-                        (double)silence / 1e3);
-            break;
-        }
         got = n < 0 ? -1 : zn_read(fd, buf, sizeof(buf));
-        if (got == 0) {
-            if (a->verbose)
-                fprintf(stderr, "zc: the server closed the connection\n");
+        if (got <= 0) /* closed, or an error */
             break;
-        }
-        if (got < 0) {
-            report(a, -errno, ZC_WAITING, 0);
-            status = 1;
-            break;
-        }
         print_escaped(stdout, buf, (size_t)got, true);
         line_open = buf[got - 1] != '\n';
         fflush(stdout);
     }
+    if (got < 0)
+        report(a, -1, -errno, false, 0);
+    else
+        note_end(a, n > 0, silence); /* n == 0: silence */
     if (line_open)
         putchar('\n');
     close(fd);
-    return status;
+    return got < 0;
 }
 
 /*
@@ -863,5 +762,12 @@ int main(int argc, char **argv)
     static struct zc_args a;
 
     parse_args(argc, argv, &a);
+    for (size_t i = 0; i < a.nmsgs; i++) {
+        if (a.msgs[i].len > ZC_MAX_FRAME) {
+            fprintf(stderr, "zc: a body larger than %d bytes cannot be sent\n",
+                    ZC_MAX_FRAME);
+            return 1;
+        }
+    }
     return a.cmd->run(&a);
 }
