@@ -246,11 +246,12 @@ static void bad_args(const char *fmt, ...)
 
 /*
  * A whole decimal number from min to max, without the sign, space or junk
- * that strtoull() alone takes; else exit 2: "OPT 'S': want WANT".
+ * that strtoull() alone takes; else exit 2: "OPT 'S': want WHAT, MIN to
+ * MAX".
  */
 static unsigned long parse_num(const char *opt, const char *s,
                                unsigned long min, unsigned long max,
-                               const char *want)
+                               const char *what)
 {
     char *end;
     unsigned long long v;
@@ -259,14 +260,13 @@ static unsigned long parse_num(const char *opt, const char *s,
     v = strtoull(s, &end, 10);
     if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v < min ||
         v > max)
-        bad_args("%s '%s': want %s", opt, s, want);
+        bad_args("%s '%s': want %s, %lu to %lu", opt, s, what, min, max);
     return (unsigned long)v;
 }
 
 static uint32_t parse_id(const char *opt, const char *s)
 {
-    return (uint32_t)parse_num(opt, s, 0, UINT32_MAX,
-                               "a MsgID, 0 to 4294967295");
+    return (uint32_t)parse_num(opt, s, 0, UINT32_MAX, "a MsgID");
 }
 
 /*
@@ -379,8 +379,8 @@ static void parse_args(int argc, char **argv, struct zc_args *a)
             if (end == optarg || *end != '\0' ||
                 !(a->timeout > 0 && a->timeout <= ZC_MAX_SECONDS))
                 bad_args("--timeout '%s': want seconds, more than 0 and at "
-                         "most 86400",
-                         optarg);
+                         "most %g",
+                         optarg, ZC_MAX_SECONDS);
             break;
         case 'r':
             a->reply = parse_id("--reply", optarg);
@@ -389,12 +389,11 @@ static void parse_args(int argc, char **argv, struct zc_args *a)
             a->ping_id = parse_id("--id", optarg);
             break;
         case 'n':
-            a->count = parse_num("-n", optarg, 1, ZC_MAX_PING_COUNT,
-                                 "1 to 1000000 round trips");
+            a->count =
+                parse_num("-n", optarg, 1, ZC_MAX_PING_COUNT, "round trips");
             break;
         case 'c':
-            a->conns = parse_num("-c", optarg, 1, ZC_MAX_CONNS,
-                                 "1 to 1000 connections");
+            a->conns = parse_num("-c", optarg, 1, ZC_MAX_CONNS, "connections");
             break;
         case 'v':
             a->verbose = true;
