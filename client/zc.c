@@ -406,9 +406,10 @@ static void parse_args(int argc, char **argv, struct zc_args *a)
         default: /* '?': not an option of zc's, or --verbose=X */
             if (argv[at][1] != '-')
                 bad_args("unknown option '-%c'", optopt);
-            bad_args(optopt != 0 ? "%.*s takes no value"
-                                 : "unknown option '%.*s'",
-                     (int)strcspn(argv[at], "="), argv[at]);
+            if (optopt != 0)
+                bad_args("%.*s takes no value", (int)strcspn(argv[at], "="),
+                         argv[at]);
+            bad_args("unknown option '%s'", argv[at]);
         }
     }
     while (optind < argc) /* the words after "--" */
