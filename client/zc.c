@@ -8,32 +8,19 @@
  *     zc 127.0.0.1:8999 ping -n 1000 -c 4         round trips and latency
  *     zc 127.0.0.1:8999 raw hello                 v0.1-v0.4: plain bytes
  *
- * `zc --help` prints the whole usage (usage_text below). Every message of
- * one zc command goes over one connection, so a v1.0 property set by one
- * `send` is there for the next message of the same command, not for the
- * next command.
+ * The messages of one command share one connection, so a v1.0 property set
+ * by one is there for the next. A reply is the next frame with the reply id
+ * (--reply, else the id sent); `raw` uses no library, as v0.1-v0.4 have no
+ * framing.
  *
- * The reply to a message is the next frame with the reply id (--reply,
- * by default the id sent): the library hands every other frame, such as
- * the greeting of v0.9 on (id 2, sent on connect), to a callback that
- * prints it on stderr with -v and otherwise ignores it. `watch` takes
- * every frame instead, from the library's queue of unsolicited frames
- * (zn_client_recv()). `raw` does not use the library: v0.1-v0.4 have no
- * framing, so it writes the bytes on a plain socket and prints what comes
- * back until the server closes or stays silent for --timeout seconds.
- *
- * Bodies are printed escaped, as zinc's servers log client bytes: bytes
- * outside ' '..'~' as \xHH and a backslash as \\ (zn_log_escape()), so a
- * body with a NUL or an escape sequence cannot garble the terminal and a
- * printed line is always exactly one frame.
- *
- * Exit status: 0 success, 1 a failed exchange (refused, timed out,
- * connection lost, a frame over the size limit), 2 bad arguments.
- *
- * The arguments are parsed by hand rather than with getopt(): the body of
- * a message (TEXT, --hex HEX or --file F) belongs to the ID in front of
- * it, an order getopt() does not keep, and POSIX getopt() stops at the
- * first operand while zc takes options anywhere (`send 0 hi --reply 1`).
+ * Each subcommand is a row of one table, zc_cmds: the function that runs
+ * it, the options it takes besides -t and -v, and whether its operands are
+ * ID BODY pairs or one BODY. The arguments are read by getopt_long() with
+ * a '-' at the head of the optstring, a GNU extension: each operand then
+ * comes back in its place, as the option 1, instead of ending the options
+ * (POSIX) or being moved behind them (GNU's default). So options go
+ * anywhere (`send 0 hi --reply 1`), and --hex and --file, which stand for a
+ * body, stay behind the ID they belong to.
  */
 #include "zn_client.h"
 
@@ -42,18 +29,15 @@
 #include "zn_log.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +50,7 @@
 #define ZC_MAX_CONNS 1000 /* -c: two threads each, the pinger and reader */
 #define ZC_WATCH_QUEUE 1024 /* frames `watch` may fall behind by */
 
+/* --help; its first paragraph is the short usage of an argument error. */
 static const char usage_text[] =
     "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
     "       zc [options] HOST:PORT watch [ID BODY]...\n"
@@ -113,42 +98,74 @@ static const char usage_text[] =
     "timed out, connection lost, a frame too large), 2 bad arguments.\n"
     "Example: zc 127.0.0.1:8999 send 1 hi\n";
 
-/* The first lines of usage_text, for an argument error. */
-static const char usage_short[] =
-    "usage: zc [options] HOST:PORT send ID BODY [ID BODY]...\n"
-    "       zc [options] HOST:PORT watch [ID BODY]...\n"
-    "       zc [options] HOST:PORT ping [-n N] [-c CONNS] [-i ID] [BODY]\n"
-    "       zc [options] HOST:PORT raw BODY\n"
-    "Run zc --help for more.\n";
-
-/* One message to send: its MsgID (not for ping and raw) and body. */
+/* One message to send: its MsgID and its body. */
 struct zc_msg {
-    uint32_t id; /* MsgID */
-    unsigned char *data; /* the body, malloc()ed (NULL when empty) */
+    uint32_t id; /* MsgID (ping: -i; raw: unused) */
+    const unsigned char *data; /* the body; NULL while its ID waits for it */
     size_t len; /* bytes of data */
 };
 
 /* The command line, parsed. */
 struct zc_args {
-    const char *addr; /* HOST:PORT as given, for messages */
-    const char *cmd; /* "send", "watch", "ping" or "raw" */
-    double timeout; /* -t: seconds, or -1 when not given */
+    const char *addr; /* HOST:PORT as given */
+    const struct zc_cmd *cmd; /* the subcommand's row of zc_cmds */
+    double timeout; /* -t: seconds, or 0 when not given */
     bool verbose; /* -v */
-    bool has_reply; /* -r given */
-    uint32_t reply; /* -r: the reply id */
+    int64_t reply; /* -r: the reply id, or -1 for the id sent */
     uint32_t ping_id; /* -i: ping's MsgID */
     unsigned long count; /* -n: ping's round trips */
     unsigned long conns; /* -c: ping's connections */
     struct zc_msg *msgs; /* the messages, in order */
     size_t nmsgs; /* how many */
-    /* The words while parsing: kept here, where exit(2) still reaches them
-     * (main's frame), so that LeakSanitizer does not report them. */
-    struct zc_item *items;
 };
 
-/* ------------------------------------------------------------------ */
-/* Small helpers                                                      */
-/* ------------------------------------------------------------------ */
+/* The options that not every subcommand takes, as bits of zc_cmd.opts. */
+enum { ZC_OPT_REPLY = 1, ZC_OPT_PING = 2 /* -n, -c and -i */ };
+
+/* A subcommand: one row of zc_cmds. */
+struct zc_cmd {
+    const char *name; /* the word on the command line */
+    int (*run)(const struct zc_args *a); /* does it; the exit status */
+    unsigned opts; /* ZC_OPT_ bits: the options it takes besides -t, -v */
+    bool pairs; /* operands: ID BODY pairs (else one BODY, no ID) */
+    unsigned min; /* messages it needs at least: 0 or 1 */
+    const char *body; /* the BODY when none is given, or NULL */
+};
+
+static int cmd_send(const struct zc_args *a);
+static int cmd_watch(const struct zc_args *a);
+static int cmd_ping(const struct zc_args *a);
+static int cmd_raw(const struct zc_args *a);
+
+static const struct zc_cmd zc_cmds[] = {
+    {"send", cmd_send, ZC_OPT_REPLY, true, 1, NULL},
+    {"watch", cmd_watch, 0, true, 0, NULL},
+    {"ping", cmd_ping, ZC_OPT_REPLY | ZC_OPT_PING, false, 0, "ping"},
+    {"raw", cmd_raw, 0, false, 1, NULL},
+    {NULL, NULL, 0, false, 0, NULL},
+};
+
+/*
+ * What getopt_long() returns for an operand (1, for the '-' at the head of
+ * zc_optstring), and for --hex and --file, which stand for one. The ':'
+ * after the '-': a missing value is ':', and getopt_long() prints nothing.
+ */
+enum { ZC_WORD = 1, ZC_HEX = 256, ZC_FILE };
+
+static const char zc_optstring[] = "-:t:r:i:n:c:vh";
+
+static const struct option zc_options[] = {
+    {"timeout", required_argument, NULL, 't'},
+    {"reply", required_argument, NULL, 'r'},
+    {"id", required_argument, NULL, 'i'},
+    {"count", required_argument, NULL, 'n'},
+    {"conns", required_argument, NULL, 'c'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"hex", required_argument, NULL, ZC_HEX},
+    {"file", required_argument, NULL, ZC_FILE},
+    {NULL, 0, NULL, 0},
+};
 
 static uint64_t now_ns(void)
 {
@@ -166,34 +183,48 @@ static int to_ms(double sec)
     return ms < 1.0 ? 1 : (int)ms;
 }
 
+/* The --timeout for connecting and for each reply, in ms. */
+static int timeout_ms(const struct zc_args *a)
+{
+    return to_ms(a->timeout > 0 ? a->timeout : ZC_TIMEOUT);
+}
+
 /*
- * Print len bytes escaped (zn_log_escape()), a piece at a time so that no
- * buffer grows with the body. With keep_newlines a '\n' is printed as a
- * line break rather than \x0a (raw's text of v0.3's three lines).
+ * Print len bytes escaped as zinc's servers log client bytes
+ * (zn_log_escape(): outside ' '..'~' as \xHH, a backslash as \\), so that
+ * no body can garble the terminal. With keep_newlines (raw) a '\n' stays.
  */
 static void print_escaped(FILE *out, const unsigned char *p, size_t len,
                           bool keep_newlines)
 {
-    char buf[4 * 256 + 1]; /* \xHH for each of 256 bytes, and the NUL */
+    char esc[5]; /* \xHH and the NUL */
 
-    while (len > 0) {
-        size_t n = len < 256 ? len : 256;
-        const unsigned char *nl = keep_newlines ? memchr(p, '\n', n) : NULL;
-
-        if (nl != NULL)
-            n = (size_t)(nl - p);
-        fputs(zn_log_escape(p, n, buf, sizeof(buf)), out);
-        if (nl != NULL) {
+    for (size_t i = 0; i < len; i++) {
+        if (keep_newlines && p[i] == '\n')
             fputc('\n', out);
-            n++;
-        }
-        p += n;
-        len -= n;
+        else
+            fputs(zn_log_escape(&p[i], 1, esc, sizeof(esc)), out);
     }
 }
 
+/*
+ * Print frame f on a line and flush: prefix and "id N, LEN bytes: " unless
+ * prefix is NULL, then the body; whole even when threads print at once.
+ */
+static void print_frame(FILE *out, const char *prefix, const struct zn_frame *f)
+{
+    flockfile(out);
+    if (prefix != NULL)
+        fprintf(out, "%sid %" PRIu32 ", %" PRIu32 " bytes: ", prefix, f->id,
+                f->len);
+    print_escaped(out, f->data, f->len, false);
+    fputc('\n', out);
+    fflush(out);
+    funlockfile(out);
+}
+
 /* ------------------------------------------------------------------ */
-/* Parsing the command line                                           */
+/* The command line                                                   */
 /* ------------------------------------------------------------------ */
 
 /* Print why the arguments are wrong, and the short usage; exit 2. */
@@ -208,515 +239,327 @@ static void bad_args(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fputs(usage_short, stderr);
+    fprintf(stderr, "\n%.*sRun zc --help for more.\n",
+            (int)(strstr(usage_text, "\n\n") + 1 - usage_text), usage_text);
     exit(2);
 }
 
 /*
- * A whole decimal number in [min, max]: digits only, since strtoul()
- * alone takes " 5", "-1" (as a huge number) and "5x".
+ * A whole decimal number from min to max, without the sign, space or junk
+ * that strtoull() alone takes; else exit 2: "OPT 'S': want WHAT, MIN to
+ * MAX".
  */
-static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
-                        unsigned long *out)
+static unsigned long parse_num(const char *opt, const char *s,
+                               unsigned long min, unsigned long max,
+                               const char *what)
 {
-    unsigned long long v = 0;
+    char *end;
+    unsigned long long v;
 
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        v = v * 10 + (unsigned long long)(*s - '0');
-        if (v > max)
-            return false;
-    }
-    if (v < min)
-        return false;
-    *out = (unsigned long)v;
-    return true;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || errno != 0 || v < min ||
+        v > max)
+        bad_args("%s '%s': want %s, %lu to %lu", opt, s, what, min, max);
+    return (unsigned long)v;
 }
 
-static uint32_t parse_id(const char *s, const char *what)
+static uint32_t parse_id(const char *opt, const char *s)
 {
-    unsigned long v;
-
-    if (!parse_ulong(s, 0, UINT32_MAX, &v))
-        bad_args("%s '%s': want a MsgID, 0 to 4294967295", what, s);
-    return (uint32_t)v;
-}
-
-/* Seconds, fractions allowed, more than 0 and at most a day. */
-static double parse_seconds(const char *s)
-{
-    char *end = NULL;
-    double v = -1;
-
-    /* strtod() would take a sign, "inf", "nan" and hex: refuse them. */
-    if (((*s >= '0' && *s <= '9') || *s == '.') && strpbrk(s, "xX") == NULL)
-        v = strtod(s, &end);
-    if (end == NULL || *end != '\0' || !(v > 0 && v <= ZC_MAX_SECONDS))
-        bad_args("--timeout '%s': want seconds, more than 0 and at most "
-                 "86400",
-                 s);
-    return v;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The body --hex HEX names: two hex digits a byte, nothing else. */
-static void parse_hex(const char *s, struct zc_msg *m)
-{
-    size_t n = strlen(s);
-
-    if (n % 2 != 0)
-        bad_args("--hex '%s': an odd number of hex digits", s);
-    m->len = n / 2;
-    m->data = m->len > 0 ? malloc(m->len) : NULL;
-    if (m->len > 0 && m->data == NULL)
-        bad_args("out of memory");
-    for (size_t i = 0; i < m->len; i++) {
-        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-
-        if (hi < 0 || lo < 0)
-            bad_args("--hex '%s': '%c' is not a hex digit", s,
-                     hi < 0 ? s[2 * i] : s[2 * i + 1]);
-        m->data[i] = (unsigned char)(hi << 4 | lo);
-    }
+    return (uint32_t)parse_num(opt, s, 0, UINT32_MAX, "a MsgID");
 }
 
 /*
- * The body --file F names ("-": standard input). A file larger than a
- * frame may be is read only that far: the exchange fails with exit 1
- * (too large), after the arguments are known to be right.
+ * Make text, an operand of kind ZC_WORD, ZC_HEX or ZC_FILE, m's body. A
+ * file ("-": standard input) is read up to a byte over a frame: too large,
+ * which zc says (exit 1) once the arguments are known to be right.
  */
-static void read_body_file(const char *path, struct zc_msg *m)
+static void take_body(int kind, const char *text, struct zc_msg *m)
 {
-    size_t cap = 4096, limit = (size_t)ZC_MAX_FRAME + 1;
-    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
-    ssize_t n;
+    size_t n = strlen(text), ok = strspn(text, "0123456789abcdefABCDEF");
+    unsigned char *p;
+    FILE *f;
 
-    if (fd < 0)
-        bad_args("--file %s: %s", path, zn_strerror(errno));
-    m->len = 0;
-    m->data = malloc(cap);
-    if (m->data == NULL)
-        bad_args("out of memory");
-    while (m->len < limit) {
-        if (m->len == cap) {
-            unsigned char *p = realloc(m->data, cap * 2);
-
-            if (p == NULL)
-                bad_args("out of memory");
-            m->data = p;
-            cap *= 2;
-        }
-        n = zn_read(fd, m->data + m->len, (cap < limit ? cap : limit) - m->len);
-        if (n < 0)
-            bad_args("--file %s: %s", path, zn_strerror(errno));
-        if (n == 0)
-            break;
-        m->len += (size_t)n;
-    }
-    if (fd != STDIN_FILENO)
-        close(fd);
-}
-
-/*
- * HOST:PORT that can be dialled: a port from 1 to 65535 and a host that
- * resolves, checked now so that a typo is an argument error (exit 2)
- * rather than a failed exchange.
- */
-static void check_addr(const char *addr)
-{
-    struct addrinfo hints = {0}, *res;
-    const char *colon = strrchr(addr, ':');
-    char host[ZN_ADDR_STRLEN];
-    size_t hlen = colon != NULL ? (size_t)(colon - addr) : 0;
-    uint16_t port;
-    int rc;
-
-    if (colon == NULL || zn_addr_parse_port(colon + 1, &port) < 0 ||
-        port == 0 || hlen == 0 || hlen >= sizeof(host))
-        bad_args("bad address '%s': want HOST:PORT, e.g. 127.0.0.1:8999", addr);
-    if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
-        addr++; /* "[::1]:8999" */
-        hlen -= 2;
-    }
-    memcpy(host, addr, hlen);
-    host[hlen] = '\0';
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    rc = getaddrinfo(host, colon + 1, &hints, &res);
-    if (rc != 0)
-        bad_args("bad address '%s': %s", host, gai_strerror(rc));
-    freeaddrinfo(res);
-}
-
-/* The options that take a value, short and long ("": none). */
-static bool takes_value(const char *opt)
-{
-    static const char *const names[][2] = {
-        {"-t", "--timeout"}, {"-r", "--reply"}, {"-i", "--id"},
-        {"-n", "--count"},   {"-c", "--conns"}, {"", "--hex"},
-        {"", "--file"},
-    };
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(opt, names[i][0]) == 0 || strcmp(opt, names[i][1]) == 0)
-            return true;
-    return false;
-}
-
-/*
- * -h anywhere before "--" (and not as an option's value) asks for the
- * usage, whatever else the line holds.
- */
-static bool wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return false;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return true;
-        if (takes_value(argv[i]))
-            i++;
-    }
-    return false;
-}
-
-/* What a word of the command line is, once options are taken out. */
-enum zc_item_kind { ZC_WORD, ZC_HEX, ZC_FILE };
-
-struct zc_item {
-    enum zc_item_kind kind;
-    const char *text; /* the word, or --hex's or --file's value */
-};
-
-/* Turn a body item into m's body. */
-static void take_body(const struct zc_item *it, struct zc_msg *m,
-                      bool *stdin_used)
-{
-    if (it->kind == ZC_HEX) {
-        parse_hex(it->text, m);
-    } else if (it->kind == ZC_FILE) {
-        if (strcmp(it->text, "-") == 0) {
-            if (*stdin_used)
-                bad_args("--file - reads standard input, once only");
-            *stdin_used = true;
-        }
-        read_body_file(it->text, m);
-    } else {
-        m->len = strlen(it->text);
-        m->data = m->len > 0 ? malloc(m->len) : NULL;
-        if (m->len > 0 && m->data == NULL)
+    m->data = (const unsigned char *)text;
+    m->len = n;
+    if (kind == ZC_HEX) { /* two hex digits a byte */
+        if (n % 2 != 0)
+            bad_args("--hex '%s': an odd number of hex digits", text);
+        if (ok < n)
+            bad_args("--hex '%s': '%c' is not a hex digit", text, text[ok]);
+        m->data = p = malloc(n / 2 + 1); /* + 1: never malloc(0) */
+        if (p == NULL)
             bad_args("out of memory");
-        if (m->len > 0)
-            memcpy(m->data, it->text, m->len);
+        for (m->len = 0; m->len < n / 2; m->len++)
+            sscanf(text + 2 * m->len, "%2hhx", &p[m->len]);
+    } else if (kind == ZC_FILE) {
+        f = strcmp(text, "-") == 0 ? stdin : fopen(text, "r");
+        if (f == NULL)
+            bad_args("--file %s: %s", text, zn_strerror(errno));
+        m->data = p = malloc(ZC_MAX_FRAME + 1);
+        if (p == NULL)
+            bad_args("out of memory");
+        m->len = fread(p, 1, ZC_MAX_FRAME + 1, f);
+        if (ferror(f))
+            bad_args("--file %s: %s", text, zn_strerror(errno));
+        if (f != stdin)
+            fclose(f);
     }
 }
 
+/* Exit 2 unless HOST:PORT and the subcommand have been read. */
+static void need_cmd(const struct zc_args *a)
+{
+    if (a->addr == NULL)
+        bad_args("no HOST:PORT given");
+    if (a->cmd == NULL)
+        bad_args("no subcommand given (send, watch, ping or raw)");
+}
+
 /*
- * Parse argv into a. The words that are not options (and --hex and
- * --file, which stand for a body) are collected in order first; then the
- * address, the subcommand and the subcommand's words are read from them.
- * Exits 2 on any mistake.
+ * Take the next operand, a word (ZC_WORD) or a body (ZC_HEX, ZC_FILE), in
+ * its place: HOST:PORT, the subcommand, then what the subcommand's row
+ * says, ID BODY pairs or one BODY.
  */
+static void operand(struct zc_args *a, int kind, const char *text)
+{
+    struct zc_msg *last = a->nmsgs > 0 ? &a->msgs[a->nmsgs - 1] : NULL;
+
+    if (kind == ZC_WORD && a->addr == NULL) {
+        a->addr = text;
+    } else if (kind == ZC_WORD && a->cmd == NULL) {
+        for (a->cmd = zc_cmds; a->cmd->name != NULL; a->cmd++)
+            if (strcmp(a->cmd->name, text) == 0)
+                return;
+        bad_args("unknown subcommand '%s' (send, watch, ping or raw)", text);
+    } else if (a->cmd == NULL) { /* a body */
+        need_cmd(a);
+    } else if (!a->cmd->pairs) {
+        if (last != NULL)
+            bad_args("%s: one BODY only ('%s' is one too many)", a->cmd->name,
+                     text);
+        take_body(kind, text, &a->msgs[a->nmsgs++]);
+    } else if (last != NULL && last->data == NULL) { /* the ID's BODY */
+        take_body(kind, text, last);
+    } else if (kind == ZC_WORD) { /* an ID */
+        a->msgs[a->nmsgs++].id = parse_id("ID", text);
+    } else {
+        bad_args("%s: a body (--%s) without an ID before it", a->cmd->name,
+                 kind == ZC_HEX ? "hex" : "file");
+    }
+}
+
+/* Parse argv into a; exit 2 on any mistake, and 0 after the usage for -h. */
 static void parse_args(int argc, char **argv, struct zc_args *a)
 {
-    struct zc_item *items = calloc((size_t)argc, sizeof(*items));
-    bool no_opts = false, stdin_used = false;
-    bool given_n = false, given_c = false, given_i = false;
-    size_t nitems = 0, k;
+    bool ping_opt = false; /* -n, -c or -i given */
+    const char *colon;
+    struct zc_msg *last;
+    uint16_t port;
+    char *end;
+    int c;
 
-    *a = (struct zc_args){
-        .timeout = -1, .count = ZC_PING_COUNT, .conns = 1, .items = items};
-    if (items == NULL)
-        bad_args("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *val = NULL, *eq;
-        char name[16];
-
-        if (no_opts || arg[0] != '-' || arg[1] == '\0') {
-            items[nitems++] = (struct zc_item){ZC_WORD, arg};
-            continue;
-        }
-        if (strcmp(arg, "--") == 0) {
-            no_opts = true;
-            continue;
-        }
-        /* "--timeout=2" is "--timeout 2"; "-t2" is "-t 2". */
-        snprintf(name, sizeof(name), "%s", arg);
-        eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
-        if (eq != NULL && (size_t)(eq - arg) < sizeof(name)) {
-            name[eq - arg] = '\0';
-            val = eq + 1;
-        } else if (arg[1] != '-' && arg[2] != '\0') {
-            name[2] = '\0';
-            val = arg + 2;
-        }
-        if (strcmp(name, "-v") == 0 || strcmp(name, "--verbose") == 0) {
-            if (val != NULL)
-                bad_args("%s takes no value", name);
-            a->verbose = true;
-            continue;
-        }
-        if (!takes_value(name))
-            bad_args("unknown option '%s'", arg);
-        if (val == NULL) {
-            if (i + 1 == argc)
-                bad_args("%s needs a value", name);
-            val = argv[++i];
-        }
-        if (strcmp(name, "--hex") == 0) {
-            items[nitems++] = (struct zc_item){ZC_HEX, val};
-        } else if (strcmp(name, "--file") == 0) {
-            items[nitems++] = (struct zc_item){ZC_FILE, val};
-        } else if (name[1] == 't' || strcmp(name, "--timeout") == 0) {
-            a->timeout = parse_seconds(val);
-        } else if (name[1] == 'r' || strcmp(name, "--reply") == 0) {
-            a->reply = parse_id(val, "--reply");
-            a->has_reply = true;
-        } else if (name[1] == 'i' || strcmp(name, "--id") == 0) {
-            a->ping_id = parse_id(val, "--id");
-            given_i = true;
-        } else if (name[1] == 'n' || strcmp(name, "--count") == 0) {
-            if (!parse_ulong(val, 1, ZC_MAX_PING_COUNT, &a->count))
-                bad_args("-n '%s': want 1 to %d round trips", val,
-                         ZC_MAX_PING_COUNT);
-            given_n = true;
-        } else {
-            if (!parse_ulong(val, 1, ZC_MAX_CONNS, &a->conns))
-                bad_args("-c '%s': want 1 to %d connections", val,
-                         ZC_MAX_CONNS);
-            given_c = true;
-        }
-    }
-
-    if (nitems == 0 || items[0].kind != ZC_WORD)
-        bad_args("no HOST:PORT given");
-    if (nitems == 1 || items[1].kind != ZC_WORD)
-        bad_args("no subcommand given (send, watch, ping or raw)");
-    a->addr = items[0].text;
-    a->cmd = items[1].text;
-    if (strcmp(a->cmd, "send") != 0 && strcmp(a->cmd, "watch") != 0 &&
-        strcmp(a->cmd, "ping") != 0 && strcmp(a->cmd, "raw") != 0)
-        bad_args("unknown subcommand '%s' (send, watch, ping or raw)", a->cmd);
-    if ((given_n || given_c || given_i) && strcmp(a->cmd, "ping") != 0)
-        bad_args("-n, -c and -i are for ping only");
-    if (a->has_reply && strcmp(a->cmd, "send") != 0 &&
-        strcmp(a->cmd, "ping") != 0)
-        bad_args("--reply is for send and ping only");
-    check_addr(a->addr);
-
+    *a = (struct zc_args){.reply = -1, .count = ZC_PING_COUNT, .conns = 1};
     a->msgs = calloc((size_t)argc, sizeof(*a->msgs));
     if (a->msgs == NULL)
         bad_args("out of memory");
-    k = 2;
-    if (strcmp(a->cmd, "send") == 0 || strcmp(a->cmd, "watch") == 0) {
-        /* ID BODY pairs: send needs one at least, watch none. */
-        while (k < nitems) {
-            struct zc_msg *m = &a->msgs[a->nmsgs++];
-
-            if (items[k].kind != ZC_WORD)
-                bad_args("%s: a body (--%s) without an ID before it", a->cmd,
-                         items[k].kind == ZC_HEX ? "hex" : "file");
-            m->id = parse_id(items[k].text, "ID");
-            if (k + 1 == nitems)
-                bad_args("%s: ID %s has no body (TEXT, --hex or --file)",
-                         a->cmd, items[k].text);
-            take_body(&items[k + 1], m, &stdin_used);
-            k += 2;
+    /* at: the word getopt_long() reads, for the messages */
+    for (int at = optind;
+         (c = getopt_long(argc, argv, zc_optstring, zc_options, NULL)) != -1;
+         at = optind) {
+        ping_opt |= c == 'n' || c == 'c' || c == 'i';
+        switch (c) {
+        case ZC_WORD:
+        case ZC_HEX:
+        case ZC_FILE:
+            operand(a, c, optarg);
+            break;
+        case 't':
+            a->timeout = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' ||
+                !(a->timeout > 0 && a->timeout <= ZC_MAX_SECONDS))
+                bad_args("--timeout '%s': want seconds, more than 0 and at "
+                         "most %g",
+                         optarg, ZC_MAX_SECONDS);
+            break;
+        case 'r':
+            a->reply = parse_id("--reply", optarg);
+            break;
+        case 'i':
+            a->ping_id = parse_id("--id", optarg);
+            break;
+        case 'n':
+            a->count =
+                parse_num("-n", optarg, 1, ZC_MAX_PING_COUNT, "round trips");
+            break;
+        case 'c':
+            a->conns = parse_num("-c", optarg, 1, ZC_MAX_CONNS, "connections");
+            break;
+        case 'v':
+            a->verbose = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        case ':':
+            bad_args("%s needs a value", argv[at]);
+        default: /* '?': not an option of zc's, or --verbose=X */
+            if (argv[at][1] != '-')
+                bad_args("unknown option '-%c'", optopt);
+            if (optopt != 0)
+                bad_args("%.*s takes no value", (int)strcspn(argv[at], "="),
+                         argv[at]);
+            bad_args("unknown option '%s'", argv[at]);
         }
-        if (a->nmsgs == 0 && strcmp(a->cmd, "send") == 0)
-            bad_args("send: no ID and BODY given");
-    } else { /* ping and raw: one body, which ping may leave out */
-        if (nitems - k > 1)
-            bad_args("%s: one BODY only ('%s' is one too many)", a->cmd,
-                     items[k + 1].text);
-        if (nitems == k && strcmp(a->cmd, "raw") == 0)
-            bad_args("raw: no BODY given");
-        if (nitems == k) /* ping's default body */
-            items[nitems++] = (struct zc_item){ZC_WORD, "ping"};
-        a->nmsgs = 1;
-        take_body(&items[k], &a->msgs[0], &stdin_used);
-        a->msgs[0].id = a->ping_id;
     }
-    free(items);
-    a->items = NULL;
-}
+    while (optind < argc) /* the words after "--" */
+        operand(a, ZC_WORD, argv[optind++]);
 
-static void free_args(struct zc_args *a)
-{
-    for (size_t i = 0; i < a->nmsgs; i++)
-        free(a->msgs[i].data);
-    free(a->msgs);
+    need_cmd(a);
+    last = a->nmsgs > 0 ? &a->msgs[a->nmsgs - 1] : NULL;
+    if (last != NULL && last->data == NULL)
+        bad_args("%s: ID %" PRIu32 " has no body (TEXT, --hex or --file)",
+                 a->cmd->name, last->id);
+    if (a->nmsgs == 0 && a->cmd->body != NULL) /* ping's default body */
+        take_body(ZC_WORD, a->cmd->body, &a->msgs[a->nmsgs++]);
+    if (a->nmsgs < a->cmd->min)
+        bad_args("%s: no %s given", a->cmd->name,
+                 a->cmd->pairs ? "ID and BODY" : "BODY");
+    if (ping_opt && !(a->cmd->opts & ZC_OPT_PING))
+        bad_args("-n, -c and -i are for ping only");
+    if (a->reply >= 0 && !(a->cmd->opts & ZC_OPT_REPLY))
+        bad_args("--reply is for send and ping only");
+    colon = strrchr(a->addr, ':'); /* the host is looked up on connecting */
+    if (colon == NULL || colon == a->addr ||
+        zn_addr_parse_port(colon + 1, &port) < 0 || port == 0)
+        bad_args("bad address '%s': want HOST:PORT, e.g. 127.0.0.1:8999",
+                 a->addr);
+    if (!a->cmd->pairs)
+        a->msgs[0].id = a->ping_id;
 }
 
 /* ------------------------------------------------------------------ */
-/* Errors in words                                                    */
+/* Talking to the server                                              */
 /* ------------------------------------------------------------------ */
-
-/* When an error happened: how to say it depends on it. */
-enum zc_phase {
-    ZC_CONNECTING, /* while connecting */
-    ZC_WAITING, /* after: sending, or waiting for a reply or a frame */
-};
 
 /*
- * Write why an exchange failed (err, a negative errno from the library)
- * into buf, without the "zc: " in front: "connection refused
- * (127.0.0.1:1)", "timed out after 2 s waiting for id 1", ...
+ * Say on stderr why an exchange failed (err, a negative errno), on one
+ * line: "zc: connection refused (127.0.0.1:1)", "zc: conn 2: timed out
+ * after 2 s waiting for id 0" (conn: ping's connection, or -1), ...
  */
-static void describe(const struct zc_args *a, int err, enum zc_phase phase,
-                     uint32_t reply_id, char *buf, size_t size)
+static void report(const struct zc_args *a, int conn, int err, bool connecting,
+                   uint32_t reply_id)
 {
     double sec = a->timeout > 0 ? a->timeout : ZC_TIMEOUT;
 
-    switch (-err) {
-    case ECONNREFUSED:
-        snprintf(buf, size, "connection refused (%s)", a->addr);
-        break;
-    case ETIMEDOUT:
-        if (phase == ZC_CONNECTING)
-            snprintf(buf, size, "timed out after %g s connecting to %s", sec,
-                     a->addr);
-        else
-            snprintf(buf, size, "timed out after %g s waiting for id %" PRIu32,
-                     sec, reply_id);
-        break;
-    case ECONNRESET:
-        snprintf(buf, size,
-                 "connection lost: closed or reset by the server (%s)",
-                 a->addr);
-        break;
-    case EPROTO:
-        snprintf(buf, size,
-                 "connection lost: the server sent a frame larger than %d "
-                 "bytes",
-                 ZC_MAX_FRAME);
-        break;
-    case EMSGSIZE:
-        snprintf(buf, size, "a body larger than %d bytes cannot be sent",
-                 ZC_MAX_FRAME);
-        break;
-    default:
-        snprintf(buf, size, "%s%s (%s)",
-                 phase == ZC_CONNECTING ? "cannot connect: "
-                                        : "connection lost: ",
-                 zn_strerror(-err), a->addr);
-    }
-}
-
-static void report(const struct zc_args *a, int err, enum zc_phase phase,
-                   uint32_t reply_id)
-{
-    char msg[256];
-
-    describe(a, err, phase, reply_id, msg, sizeof(msg));
-    fprintf(stderr, "zc: %s\n", msg);
-}
-
-/* A body over the frame limit fails before any connection (exit 1). */
-static bool bodies_fit(const struct zc_args *a)
-{
-    for (size_t i = 0; i < a->nmsgs; i++) {
-        if (a->msgs[i].len > ZC_MAX_FRAME) {
-            report(a, -EMSGSIZE, ZC_WAITING, 0);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The --timeout for connecting and replies, in ms. */
-static int timeout_ms(const struct zc_args *a)
-{
-    return to_ms(a->timeout > 0 ? a->timeout : ZC_TIMEOUT);
-}
-
-/* ------------------------------------------------------------------ */
-/* send                                                               */
-/* ------------------------------------------------------------------ */
-
-/*
- * The library's on_frame callback: a frame that is no reply (v0.9's
- * greeting, or one with an id nobody waits for). On the reader thread;
- * stderr's lock keeps the line whole.
- */
-static void note_frame(const struct zn_frame *f, void *arg)
-{
-    const struct zc_args *a = arg;
-
-    if (!a->verbose)
-        return;
-    flockfile(stderr);
-    fprintf(stderr,
-            "zc: not a reply: id %" PRIu32 ", %" PRIu32 " bytes: ", f->id,
-            f->len);
-    print_escaped(stderr, f->data, f->len, false);
-    fputc('\n', stderr);
+    flockfile(stderr); /* ping's threads may report at once */
+    fputs("zc: ", stderr);
+    if (conn >= 0)
+        fprintf(stderr, "conn %d: ", conn);
+    if (err == -ECONNREFUSED)
+        fprintf(stderr, "connection refused (%s)\n", a->addr);
+    else if (err == -ETIMEDOUT && connecting)
+        fprintf(stderr, "timed out after %g s connecting to %s\n", sec,
+                a->addr);
+    else if (err == -ETIMEDOUT)
+        fprintf(stderr, "timed out after %g s waiting for id %" PRIu32 "\n",
+                sec, reply_id);
+    else if (err == -EINVAL && connecting) /* from getaddrinfo() */
+        fprintf(stderr, "cannot connect: no such host (%s)\n", a->addr);
+    else if (err == -ECONNRESET)
+        fprintf(stderr, "connection lost: closed or reset by the server (%s)\n",
+                a->addr);
+    else if (err == -EPROTO)
+        fprintf(stderr,
+                "connection lost: the server sent a frame larger than %d "
+                "bytes\n",
+                ZC_MAX_FRAME);
+    else
+        fprintf(stderr, "%s: %s (%s)\n",
+                connecting ? "cannot connect" : "connection lost",
+                zn_strerror(-err), a->addr);
     funlockfile(stderr);
 }
 
 /*
- * A client with options o, connected: connecting first tells a timeout
- * there apart from a reply's. Returns NULL once the reason is printed.
+ * A client with the options o, the timeout and the frame limit, connected
+ * (so that a timeout there is not taken for a reply's), or NULL once the
+ * reason is printed.
  */
 static struct zn_client *open_client(const struct zc_args *a,
-                                     const struct zn_client_options *o)
+                                     struct zn_client_options o)
 {
     struct zn_client *c;
     int rc;
 
-    if (!bodies_fit(a))
-        return NULL;
-    c = zn_client_new(a->addr, o);
-    if (c == NULL) {
-        fprintf(stderr, "zc: %s\n", zn_strerror(errno));
-        return NULL;
-    }
-    rc = zn_client_connect(c);
+    o.connect_timeout_ms = timeout_ms(a);
+    o.max_frame = ZC_MAX_FRAME;
+    c = zn_client_new(a->addr, &o);
+    rc = c == NULL ? -errno : zn_client_connect(c);
     if (rc < 0) {
-        report(a, rc, ZC_CONNECTING, 0);
+        report(a, -1, rc, true, 0);
         zn_client_free(c);
         return NULL;
     }
     return c;
 }
 
+/*
+ * Send m on c and wait for its reply, the next frame with --reply's id or
+ * m's. Returns 0 with the reply (the caller's to free) and the time it
+ * took in *ns, or the error, once reported (conn as for report()).
+ */
+static int request(const struct zc_args *a, struct zn_client *c, int conn,
+                   const struct zc_msg *m, struct zn_frame **reply,
+                   uint64_t *ns)
+{
+    uint32_t rid = a->reply >= 0 ? (uint32_t)a->reply : m->id;
+    uint64_t t0 = now_ns();
+    int rc = zn_client_request(c, m->id, m->data, (uint32_t)m->len, rid,
+                               timeout_ms(a), reply);
+
+    *ns = now_ns() - t0;
+    if (rc < 0)
+        report(a, conn, rc, false, rid);
+    return rc;
+}
+
+/* With -v, say why watch or raw ended (no error). */
+static void note_end(const struct zc_args *a, bool closed, double silence)
+{
+    if (a->verbose && closed)
+        fputs("zc: the server closed the connection\n", stderr);
+    else if (a->verbose)
+        fprintf(stderr, "zc: nothing for %g s, done\n", silence);
+}
+
+/* ------------------------------------------------------------------ */
+/* The subcommands                                                    */
+/* ------------------------------------------------------------------ */
+
+/* send's on_frame: a frame that is no reply (v0.9's greeting, ...). */
+static void note_frame(const struct zn_frame *f, void *arg)
+{
+    const struct zc_args *a = arg;
+
+    if (a->verbose)
+        print_frame(stderr, "zc: not a reply: ", f);
+}
+
 /* One connection, each message in turn, each reply's body on a line. */
 static int cmd_send(const struct zc_args *a)
 {
-    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
-                                  .max_frame = ZC_MAX_FRAME,
-                                  .on_frame = note_frame,
-                                  .arg = (void *)a};
-    struct zn_client *c;
-    int rc, status = 0;
+    struct zn_client *c =
+        open_client(a, (struct zn_client_options){.on_frame = note_frame,
+                                                  .arg = (void *)a});
+    struct zn_frame *reply;
+    uint64_t ns;
+    int status = c == NULL;
 
-    c = open_client(a, &o);
-    if (c == NULL)
-        return 1;
-    for (size_t i = 0; i < a->nmsgs; i++) {
+    for (size_t i = 0; c != NULL && i < a->nmsgs; i++) {
         const struct zc_msg *m = &a->msgs[i];
-        uint32_t rid = a->has_reply ? a->reply : m->id;
-        struct zn_frame *reply;
-        uint64_t t0 = now_ns();
 
-        rc = zn_client_request(c, m->id, m->data, (uint32_t)m->len, rid,
-                               timeout_ms(a), &reply);
-        if (rc < 0) {
-            report(a, rc, ZC_WAITING, rid);
+        if (request(a, c, -1, m, &reply, &ns) < 0) {
             status = 1;
             break;
         }
@@ -724,110 +567,73 @@ static int cmd_send(const struct zc_args *a)
             fprintf(stderr,
                     "zc: id %" PRIu32 ", %zu bytes -> id %" PRIu32 ", %" PRIu32
                     " bytes in %.0f us\n",
-                    m->id, m->len, reply->id, reply->len,
-                    (double)(now_ns() - t0) / 1e3);
-        print_escaped(stdout, reply->data, reply->len, false);
-        putchar('\n');
-        fflush(stdout);
+                    m->id, m->len, reply->id, reply->len, (double)ns / 1e3);
+        print_frame(stdout, NULL, reply);
         free(reply);
     }
     zn_client_free(c);
     return status;
 }
 
-/* ------------------------------------------------------------------ */
-/* watch                                                              */
-/* ------------------------------------------------------------------ */
-
-/* Send the messages, if any, then print every frame as it comes. */
+/*
+ * Send the messages, if any, then print every frame as it comes. No
+ * waiter ever stands in line here, so every frame, replies included, goes
+ * to the queue that zn_client_recv() takes from.
+ */
 static int cmd_watch(const struct zc_args *a)
 {
-    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
-                                  .max_frame = ZC_MAX_FRAME,
-                                  .max_queued = ZC_WATCH_QUEUE};
+    struct zn_client *c = open_client(
+        a, (struct zn_client_options){.max_queued = ZC_WATCH_QUEUE});
     int silence = a->timeout > 0 ? to_ms(a->timeout) : -1;
-    struct zn_client *c;
     struct zn_frame *f;
     unsigned long dropped;
-    int rc = 0, status = 0;
+    int rc = 0;
 
-    c = open_client(a, &o);
     if (c == NULL)
         return 1;
     for (size_t i = 0; i < a->nmsgs && rc == 0; i++)
         rc = zn_client_send(c, a->msgs[i].id, a->msgs[i].data,
                             (uint32_t)a->msgs[i].len);
-    if (rc < 0) {
-        report(a, rc, ZC_WAITING, 0);
-        zn_client_free(c);
-        return 1;
+    if (rc == 0) {
+        while ((rc = zn_client_recv(c, silence, &f)) == 0) {
+            print_frame(stdout, "", f);
+            free(f);
+        }
+        if (rc == -ETIMEDOUT || rc == -ECONNRESET) { /* silence, or closed */
+            note_end(a, rc == -ECONNRESET, a->timeout);
+            rc = 0;
+        }
     }
-    /*
-     * No waiter ever stands in line here, so every frame, replies
-     * included, goes to the queue that zn_client_recv() takes from.
-     */
-    while ((rc = zn_client_recv(c, silence, &f)) == 0) {
-        printf("id %" PRIu32 ", %" PRIu32 " bytes: ", f->id, f->len);
-        print_escaped(stdout, f->data, f->len, false);
-        putchar('\n');
-        fflush(stdout); /* a watcher reads the lines as they come */
-        free(f);
-    }
-    if (rc == -ETIMEDOUT) {
-        if (a->verbose)
-            fprintf(stderr, "zc: nothing for %g s, done\n", a->timeout);
-    } else if (rc == -ECONNRESET) {
-        if (a->verbose)
-            fprintf(stderr, "zc: the server closed the connection\n");
-    } else {
-        report(a, rc, ZC_WAITING, 0);
-        status = 1;
-    }
+    if (rc < 0)
+        report(a, -1, rc, false, 0);
     dropped = zn_client_dropped(c);
     if (dropped > 0)
         fprintf(stderr, "zc: %lu frames dropped: zc fell %d frames behind\n",
                 dropped, ZC_WATCH_QUEUE);
     zn_client_free(c);
-    return status;
+    return rc < 0;
 }
-
-/* ------------------------------------------------------------------ */
-/* ping                                                               */
-/* ------------------------------------------------------------------ */
 
 /* One connection of a ping, run by its own thread. */
 struct zc_pinger {
     const struct zc_args *a;
     struct zn_client *c; /* this connection's own client */
-    unsigned idx; /* 0, 1, ... for messages */
+    int idx; /* 0, 1, ... for messages */
     unsigned long share; /* round trips to make */
     uint64_t *lat; /* share slots: the latency of each, in ns */
     unsigned long done; /* round trips made, the first done of lat */
-    int err; /* the error that stopped it, or 0 */
     pthread_t thread;
 };
 
+/* Make one connection's round trips, up to its first error. */
 static void *pinger_main(void *arg)
 {
     struct zc_pinger *p = arg;
-    const struct zc_args *a = p->a;
-    const struct zc_msg *m = &a->msgs[0];
-    uint32_t rid = a->has_reply ? a->reply : m->id;
     struct zn_frame *reply;
-    char msg[256];
 
-    while (p->done < p->share) {
-        uint64_t t0 = now_ns();
-        int rc = zn_client_request(p->c, m->id, m->data, (uint32_t)m->len, rid,
-                                   timeout_ms(a), &reply);
-
-        if (rc < 0) { /* this connection stops here */
-            p->err = rc;
-            describe(a, rc, ZC_WAITING, rid, msg, sizeof(msg));
-            fprintf(stderr, "zc: conn %u: %s\n", p->idx, msg);
-            break;
-        }
-        p->lat[p->done++] = now_ns() - t0;
+    while (p->done < p->share && request(p->a, p->c, p->idx, &p->a->msgs[0],
+                                         &reply, &p->lat[p->done]) == 0) {
+        p->done++;
         free(reply);
     }
     return NULL;
@@ -840,7 +646,7 @@ static int cmp_u64(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-/* The pct-th percentile of n sorted values, nearest rank. */
+/* The pct-th percentile of n sorted values in us, nearest rank. */
 static double pct_us(const uint64_t *v, unsigned long n, unsigned pct)
 {
     unsigned long rank =
@@ -857,156 +663,111 @@ static double pct_us(const uint64_t *v, unsigned long n, unsigned pct)
 static int cmd_ping(const struct zc_args *a)
 {
     unsigned long n = a->count, conns = a->conns < n ? a->conns : n;
-    struct zn_client_options o = {.connect_timeout_ms = timeout_ms(a),
-                                  .max_frame = ZC_MAX_FRAME};
     struct zc_pinger *ps = calloc(conns, sizeof(*ps));
     uint64_t *lat = malloc(n * sizeof(*lat));
-    unsigned long i, done = 0, errors = 0, started = 0, from = 0;
-    uint64_t t0, t1;
-    int rc, status = 1;
+    unsigned long i, started = 0, done = 0, errors, from = 0;
+    uint64_t t0;
+    double sec;
+    int rc = 0;
 
     if (ps == NULL || lat == NULL) {
         fprintf(stderr, "zc: out of memory\n");
         goto out;
     }
-    if (!bodies_fit(a))
-        goto out;
     for (i = 0; i < conns; i++) {
-        struct zc_pinger *p = &ps[i];
-
-        *p = (struct zc_pinger){.a = a, .idx = (unsigned)i, .lat = lat + from};
-        p->share = n / conns + (i < n % conns);
-        from += p->share;
-        p->c = zn_client_new(a->addr, &o);
-        if (p->c == NULL) {
-            fprintf(stderr, "zc: %s\n", zn_strerror(errno));
+        ps[i] = (struct zc_pinger){.a = a, .idx = (int)i, .lat = lat + from};
+        ps[i].share = n / conns + (i < n % conns);
+        from += ps[i].share;
+        ps[i].c = open_client(a, (struct zn_client_options){0});
+        if (ps[i].c == NULL)
             goto out;
-        }
-        rc = zn_client_connect(p->c);
-        if (rc < 0) {
-            report(a, rc, ZC_CONNECTING, 0);
-            goto out;
-        }
     }
-
     t0 = now_ns();
-    for (; started < conns; started++) {
-        rc = pthread_create(&ps[started].thread, NULL, pinger_main,
-                            &ps[started]);
-        if (rc != 0) {
-            fprintf(stderr, "zc: cannot start a thread: %s\n", zn_strerror(rc));
-            errors++; /* the rest never run: counted as one error */
-            break;
-        }
-    }
+    while (started < conns &&
+           (rc = pthread_create(&ps[started].thread, NULL, pinger_main,
+                                &ps[started])) == 0)
+        started++;
+    if (rc != 0)
+        fprintf(stderr, "zc: cannot start a thread: %s\n", zn_strerror(rc));
+    errors = started < conns; /* the threads not started: one error */
     for (i = 0; i < started; i++)
         pthread_join(ps[i].thread, NULL);
-    t1 = now_ns();
-
-    /* Pack the latencies that were measured together, then sort them. */
-    for (i = 0; i < started; i++) {
+    sec = (double)(now_ns() - t0) / 1e9;
+    for (i = 0; i < started; i++) { /* the latencies measured, together */
         memmove(lat + done, ps[i].lat, ps[i].done * sizeof(*lat));
         done += ps[i].done;
-        errors += ps[i].err != 0;
+        errors += ps[i].done < ps[i].share;
     }
     qsort(lat, done, sizeof(*lat), cmp_u64);
     printf("%lu of %lu round trips, %lu errors, %lu connections, %.3f s\n",
-           done, n, errors, conns, (double)(t1 - t0) / 1e9);
-    if (done > 0) {
-        printf("rate: %.0f round trips/s\n",
-               (double)done / ((double)(t1 - t0) / 1e9));
-        printf("latency (us): min %.0f, p50 %.0f, p99 %.0f, max %.0f\n",
-               (double)lat[0] / 1e3, pct_us(lat, done, 50),
-               pct_us(lat, done, 99), (double)lat[done - 1] / 1e3);
-    }
-    status = errors > 0 || done < n;
+           done, n, errors, conns, sec);
+    if (done > 0)
+        printf("rate: %.0f round trips/s\n"
+               "latency (us): min %.0f, p50 %.0f, p99 %.0f, max %.0f\n",
+               (double)done / sec, pct_us(lat, done, 0), pct_us(lat, done, 50),
+               pct_us(lat, done, 99), pct_us(lat, done, 100));
 out:
     for (i = 0; ps != NULL && i < conns; i++)
         zn_client_free(ps[i].c);
     free(ps);
     free(lat);
-    return status;
+    return done < n;
 }
 
-/* ------------------------------------------------------------------ */
-/* raw                                                                */
-/* ------------------------------------------------------------------ */
-
 /*
- * No framing, no library: a plain socket, the body's bytes written as
- * they are, and whatever comes back printed until the server closes or
- * is silent for the timeout (0.5 s unless --timeout says otherwise).
+ * No framing, no library: a plain socket, the body's bytes written as they
+ * are, and whatever comes back printed until the server closes or is
+ * silent for the timeout (0.5 s unless --timeout says otherwise).
  */
 static int cmd_raw(const struct zc_args *a)
 {
-    const struct zc_msg *m = &a->msgs[0];
-    int silence = to_ms(a->timeout > 0 ? a->timeout : ZC_RAW_SILENCE);
-    struct pollfd pfd = {.events = POLLIN};
+    double silence = a->timeout > 0 ? a->timeout : ZC_RAW_SILENCE;
+    int fd = zn_addr_dial_timeout(a->addr, timeout_ms(a)), n = 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     unsigned char buf[4096];
     bool line_open = false; /* printed bytes not ended by a '\n' */
-    int fd, n, status = 0;
     ssize_t got;
 
-    fd = zn_addr_dial_timeout(a->addr, timeout_ms(a));
     if (fd < 0) {
-        report(a, fd, ZC_CONNECTING, 0);
+        report(a, -1, fd, true, 0);
         return 1;
     }
-    if (m->len > 0 && zn_writen(fd, m->data, m->len) < 0) {
-        report(a, -errno, ZC_WAITING, 0);
-        close(fd);
-        return 1;
-    }
-    pfd.fd = fd;
-    for (;;) {
-        n = poll(&pfd, 1, silence);
+    got = zn_writen(fd, a->msgs[0].data, a->msgs[0].len);
+    while (got >= 0 && (n = poll(&pfd, 1, to_ms(silence))) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
-        if (n == 0) {
-            if (a->verbose)
-                fprintf(stderr, "zc: nothing for %g s, done\n",
-                        (double)silence / 1e3);
-            break;
-        }
         got = n < 0 ? -1 : zn_read(fd, buf, sizeof(buf));
-        if (got == 0) {
-            if (a->verbose)
-                fprintf(stderr, "zc: the server closed the connection\n");
+        if (got <= 0) /* closed, or an error */
             break;
-        }
-        if (got < 0) {
-            report(a, -errno, ZC_WAITING, 0);
-            status = 1;
-            break;
-        }
         print_escaped(stdout, buf, (size_t)got, true);
         line_open = buf[got - 1] != '\n';
         fflush(stdout);
     }
+    if (got < 0)
+        report(a, -1, -errno, false, 0);
+    else
+        note_end(a, n > 0, silence); /* n == 0: silence */
     if (line_open)
         putchar('\n');
     close(fd);
-    return status;
+    return got < 0;
 }
 
+/*
+ * The arguments are static, so that what parse_args() allocated is still
+ * reachable when it exits: LeakSanitizer then reports no leak.
+ */
 int main(int argc, char **argv)
 {
-    struct zc_args a;
-    int status;
+    static struct zc_args a;
 
-    if (wants_help(argc, argv)) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
     parse_args(argc, argv, &a);
-    if (strcmp(a.cmd, "send") == 0)
-        status = cmd_send(&a);
-    else if (strcmp(a.cmd, "watch") == 0)
-        status = cmd_watch(&a);
-    else if (strcmp(a.cmd, "ping") == 0)
-        status = cmd_ping(&a);
-    else
-        status = cmd_raw(&a);
-    free_args(&a);
-    return status;
+    for (size_t i = 0; i < a.nmsgs; i++) {
+        if (a.msgs[i].len > ZC_MAX_FRAME) {
+            fprintf(stderr, "zc: a body larger than %d bytes cannot be sent\n",
+                    ZC_MAX_FRAME);
+            return 1;
+        }
+    }
+    return a.cmd->run(&a);
 }
