@@ -34,6 +34,18 @@ def test_signal_stops_with_status_0(stage, server, sig):
     sock.close()
 
 
+@pytest.mark.until("v0.3")
+@pytest.mark.parametrize("args", [["abc"], ["70000"], ["-1"], [""],
+                                  ["80x"], ["1", "2"]])
+def test_bad_port_argument(start_server, args):
+    """v0.1-v0.3 take the port on the command line: bad input is refused
+    with a usage message and exit status 2, never a server on some other
+    port."""
+    srv = start_server(args=args, wait=False)
+    assert srv.wait_exit() == 2
+    assert "usage" in srv.text()
+
+
 def test_port_in_use_is_an_error_not_a_hang(stage, server, start_server):
     other = start_server(port=server.port, wait=False)
     assert other.wait_exit() == 1  # 2 is for bad configuration

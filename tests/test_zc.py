@@ -6,7 +6,7 @@ lost connection, a frame too large, a push before each reply).
 Tests without a `stage` argument run once, whatever --stage says; the
 others run against each selected stage in their since/until range. The
 client library underneath zc has its own tests (client/tests/ and
-tests/test_client.py); here zc is a black box: its output, its exit
+tests/test_unit_programs.py); here zc is a black box: its output, its exit
 status, and how long it takes."""
 
 import os

@@ -294,7 +294,7 @@ def ping_reply(stage):
     return (1, PING) if not since(stage, "v0.6") else (0, PING)
 
 
-# ---- v0.7 read/write split (tests/test_split.py) ----
+# ---- v0.7 read/write split (tests/test_read_write_split.py) ----
 
 def hello_reply(stage):
     """The demo's answer to a message with id 1 (v0.6+)."""
