@@ -10,7 +10,7 @@ Under `make test SAN=...` it is the sanitized builds that run."""
 
 import pytest
 
-from zinc import ROOT, run_unit
+from support.build import ROOT, run_unit
 
 UNITS = sorted(p.stem for p in (ROOT / "common" / "tests").glob("test_*.c"))
 
