@@ -2,6 +2,18 @@
 
     pytest tests                   every stage that has been built
     pytest tests --stage v0.2      one stage (repeat --stage for more)
+    pytest tests --stage-dir /tmp/mylab/v0.8 --stage-version v0.8
+                                   a stage built in another directory (a
+                                   learner's lab, say), tested as v0.8
+
+A stage has a version (vX.Y) and a directory. By default the directory is
+vX.Y/ at the top of the repository; --stage-dir with --stage-version runs
+the suite against that one directory instead, taken for that version: the
+version chooses the tests and what they expect (tests/support/stages.py),
+the directory gives build/server, build/libzinc.a, build/.flags and zinc/.
+The demo prints the name of its directory as its version (ZN_VERSION,
+common/stage.mk), and a few tests check that line and the hello reply:
+give the lab's directory the name of its version (/tmp/mylab/v0.8).
 
 A test that takes the `stage` argument runs once per selected stage. It
 declares the stages it applies to with markers that name features of
@@ -16,10 +28,11 @@ tests/support/ (its __init__.py lists the modules).
 """
 
 import re
+from pathlib import Path
 
 import pytest
 
-from support.build import ROOT, sanitizer, stage_dir
+from support.build import ROOT, sanitizer, set_stage_dir, stage_dir
 from support.launcher import Server, server_command
 from support.stages import STAGES, has, stage_key
 
@@ -36,6 +49,33 @@ def pytest_addoption(parser):
     parser.addoption("--stage", action="append", default=[],
                      help="run the tests of this stage (e.g. v0.5); "
                           "repeatable; default: every built stage")
+    parser.addoption("--stage-dir", metavar="DIR",
+                     help="run the suite against the stage built in DIR "
+                          "instead of the repository's stages; needs "
+                          "--stage-version")
+    parser.addoption("--stage-version", metavar="VERSION",
+                     help="the stage DIR of --stage-dir is (e.g. v0.8): "
+                          "which tests run and what they expect")
+
+
+def lab_stage(config):
+    """The version --stage-version names, once its directory is set to
+    --stage-dir."""
+    where = config.getoption("--stage-dir")
+    version = config.getoption("--stage-version")
+    if config.getoption("--stage"):
+        raise pytest.UsageError("--stage-dir runs one stage: leave out --stage")
+    if not version:
+        raise pytest.UsageError("--stage-dir needs --stage-version")
+    if version not in STAGES:
+        raise pytest.UsageError(
+            f"--stage-version {version}: no such stage (have: "
+            f"{' '.join(STAGES)})")
+    if not (Path(where) / "build" / "server").exists():
+        raise pytest.UsageError(
+            f"--stage-dir {where}: build/server is missing; build it")
+    set_stage_dir(version, where)
+    return version
 
 
 def pytest_configure(config):
@@ -45,6 +85,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers",
                             "lacks(feature, ...): applies to the stages "
                             "with none of the features")
+    if config.getoption("--stage-dir"):
+        config.zn_stages = [lab_stage(config)]
+        return
+    if config.getoption("--stage-version"):
+        raise pytest.UsageError("--stage-version goes with --stage-dir")
     wanted = config.getoption("--stage")
     known = all_stages()
     for s in known:

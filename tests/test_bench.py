@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from support.build import ROOT, sanitizer
+from support.build import ROOT, sanitizer, stage_dir
 from support.launcher import BAD_LOG_RE, Server, server_command
 from support.proc import thread_count, wait_until
 from support.stages import PING
@@ -50,7 +50,7 @@ def zn_load():
 def v06(tmp_path):
     """The v0.6 demo server on a free port; on teardown it must exit 0
     after SIGTERM, with no sanitizer report."""
-    if not (ROOT / STAGE / "build" / "server").exists():
+    if not (stage_dir(STAGE) / "build" / "server").exists():
         pytest.skip(f"{STAGE}/build/server is missing: run `make`")
     workdir = tmp_path / "server"
     workdir.mkdir()

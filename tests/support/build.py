@@ -1,8 +1,10 @@
 """Where a stage is and what it was built with; building tests/api/
 programs against it and running C unit-test programs.
 
-A stage is named by its version; its directory is ROOT/vX.Y. Everything
-that builds or runs a stage asks stage_dir() for it.
+A stage is found as ROOT/vX.Y unless the run names another directory for
+its version (conftest.py's --stage-dir and --stage-version, for a stage
+built elsewhere: a learner's lab, say). Everything that builds or runs a
+stage asks stage_dir().
 """
 
 import re
@@ -11,10 +13,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_dirs = {}  # version -> directory, for a stage that is not ROOT/version
+
+
+def set_stage_dir(stage, path):
+    """From now on the stage (a version, "v0.8") is the directory path."""
+    _dirs[stage] = Path(path).resolve()
+
 
 def stage_dir(stage):
-    """The directory of the stage (a version, "v0.8")."""
-    return ROOT / stage
+    """The directory of the stage: ROOT/vX.Y unless set_stage_dir() said
+    otherwise."""
+    return _dirs.get(stage, ROOT / stage)
 
 
 def sanitizer(stage):
