@@ -64,7 +64,8 @@ def lab_stage(config):
     where = config.getoption("--stage-dir")
     version = config.getoption("--stage-version")
     if config.getoption("--stage"):
-        raise pytest.UsageError("--stage-dir runs one stage: leave out --stage")
+        raise pytest.UsageError(
+            "--stage-dir runs one stage: leave out --stage")
     if not version:
         raise pytest.UsageError("--stage-dir needs --stage-version")
     if version not in STAGES:

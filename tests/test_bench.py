@@ -72,8 +72,9 @@ def ref_epoll(tmp_path):
     ref = Server([str(REF_EPOLL), "0"], tmp_path)
     try:
         yield ref.wait_listening().port
+        assert ref.stop(timeout=10) == 0, ref.text()
     finally:
-        assert ref.finish(timeout=10) == []
+        assert ref.finish() == []
 
 
 def run_load(zn_load, *args):

@@ -28,7 +28,8 @@ def launch(stage, workdir):
     """Start the demo server on port 0 with its stderr (the log) piped to
     us, unbuffered, so the test sees each line the moment it is written."""
     workdir.mkdir()
-    return subprocess.Popen(server_command(stage, workdir), cwd=workdir, stdin=subprocess.DEVNULL,
+    return subprocess.Popen(server_command(stage, workdir), cwd=workdir,
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             bufsize=0)
 

@@ -409,6 +409,7 @@ def test_one_too_slow_line_per_connection(stage, tmp_path):
     good share of runs, rarely in every one, and the same code runs in
     every stage from v0.8.)"""
     exe = build_api(stage, "multi_send", tmp_path)
+    end_word = STAGES[stage].end_word
     bad = []
     for run in range(RUNS):
         try:
@@ -418,7 +419,7 @@ def test_one_too_slow_line_per_connection(stage, tmp_path):
             pytest.fail(f"run {run}: still running {e.timeout} s later")
         out = p.stdout + p.stderr
         slow = len(re.findall(r"\bconn 0: too slow", out))
-        stopped = len(re.findall(rf"\bconn 0 {STAGES[stage].end_word}\b", out))
+        stopped = len(re.findall(rf"\bconn 0 {end_word}\b", out))
         if p.returncode != 0 or BAD_LOG_RE.search(out) or \
                 slow != 1 or stopped != 1:
             bad.append(f"run {run}: exit {p.returncode}, {slow} too-slow "

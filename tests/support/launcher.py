@@ -158,13 +158,13 @@ class Server:
                     self.proc.send_signal(sig)
         return self.wait_exit(timeout)
 
-    def finish(self, timeout=STOP_TIMEOUT):
+    def finish(self):
         """Stop the server if it still runs (SIGTERM), print its log and
         return what went wrong, as a list of sentences: an exit status
         other than 0 after that SIGTERM, a sanitizer or valgrind report in
         the log."""
         running = self.proc.poll() is None
-        rc = self.stop(timeout=timeout)
+        rc = self.stop()
         self.log.close()
         text = self.text()
         print(f"---- log of {' '.join(self.cmd)} (exit {rc})\n{text}")
