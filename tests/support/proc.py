@@ -99,29 +99,30 @@ def cpu_seconds(pid):
 
 # ---- TCP sockets ----
 
-def tcp_sockets():
-    """Every TCP socket of this network namespace, from /proc/net/tcp and
-    tcp6: dicts with local_port, remote_port, state (0x0A = LISTEN),
-    tx_queue (bytes sent but not yet acknowledged), rx_queue (bytes
-    received that the owner has not read yet) and inode."""
-    socks = []
+def _tcp_rows():
+    """The rows of /proc/net/tcp and tcp6 (this network namespace), each
+    split into its fields."""
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(path).read_text().splitlines()[1:]
         except FileNotFoundError:
             continue
         for line in lines:
-            f = line.split()
-            tx, rx = f[4].split(":")
-            socks.append({
-                "local_port": int(f[1].rsplit(":", 1)[1], 16),
-                "remote_port": int(f[2].rsplit(":", 1)[1], 16),
-                "state": int(f[3], 16),
-                "tx_queue": int(tx, 16),
-                "rx_queue": int(rx, 16),
-                "inode": int(f[9]),
-            })
-    return socks
+            yield line.split()
+
+
+def _port(address):
+    """The port of an address as /proc shows it, e.g. '0100007F:1F90'."""
+    return int(address.rsplit(":", 1)[1], 16)
+
+
+def tcp_sockets():
+    """Every TCP socket of this network namespace: dicts with local_port,
+    remote_port, state (0x0A = LISTEN), rx_queue (bytes received that the
+    owner has not read yet) and inode."""
+    return [{"local_port": _port(f[1]), "remote_port": _port(f[2]),
+             "state": int(f[3], 16), "rx_queue": int(f[4].split(":")[1], 16),
+             "inode": int(f[9])} for f in _tcp_rows()]
 
 
 def listening_sockets(pid):
@@ -138,10 +139,13 @@ def listening_sockets(pid):
 def tcp_queues(local_port, remote_port):
     """(tx_queue, rx_queue) of the TCP socket with these ports: bytes sent
     but not yet acknowledged, and bytes received that the owner has not
-    read; None when there is no such socket."""
-    for s in tcp_sockets():
-        if (s["local_port"], s["remote_port"]) == (local_port, remote_port):
-            return s["tx_queue"], s["rx_queue"]
+    read; None when there is no such socket. (It reads only the ports of
+    each row up to the one it wants: the table may hold tens of thousands
+    of sockets, and tests call this in loops.)"""
+    for f in _tcp_rows():
+        if (_port(f[1]), _port(f[2])) == (local_port, remote_port):
+            tx, rx = f[4].split(":")
+            return int(tx, 16), int(rx, 16)
     return None
 
 
