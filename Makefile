@@ -44,10 +44,17 @@ client:
 	@mkdir -p build && cp client/build/zc build/zc
 
 # A benchmark, not a test: it measures a plain build (no SAN=), and its
-# numbers mean something only next to each other, from one run.
+# numbers mean something only next to each other, from one run. QUICK=1,
+# BENCH_CONNS="1 100 5000", BENCH_MANY=N and BENCH_EXTRA="name=path ..."
+# become bench/run.py's options (python3 bench/run.py --help).
+BENCH_OPTS = $(if $(filter-out 0,$(QUICK)),--quick) \
+	$(if $(BENCH_CONNS),--conns $(BENCH_CONNS)) \
+	$(if $(BENCH_MANY),--many $(BENCH_MANY)) \
+	$(foreach e,$(BENCH_EXTRA),--extra '$(e)')
+
 bench: common $(STAGES) bench-tools
 	@test -z "$(SAN)" || { echo "make bench: measure a plain build"; exit 2; }
-	QUICK=$(QUICK) BENCH_CONNS="$(BENCH_CONNS)" python3 bench/run.py
+	python3 bench/run.py $(strip $(BENCH_OPTS))
 
 test: all
 	@tools/need-pytest.sh

@@ -22,8 +22,11 @@ import time
 
 import pytest
 
-from conftest import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, Server
-from zinc import HEADER, PING, ROOT, recv_exact, thread_count, wait_until
+from support.build import ROOT, sanitizer, stage_dir
+from support.launcher import BAD_LOG_RE, Server, server_command
+from support.proc import thread_count, wait_until
+from support.stages import PING
+from support.wire import HEADER, recv_exact
 
 ZN_LOAD = ROOT / "bench" / "build" / "zn-load"
 REF_EPOLL = ROOT / "bench" / "build" / "ref-epoll"
@@ -47,22 +50,17 @@ def zn_load():
 def v06(tmp_path):
     """The v0.6 demo server on a free port; on teardown it must exit 0
     after SIGTERM, with no sanitizer report."""
-    if not (ROOT / STAGE / "build" / "server").exists():
+    if not (stage_dir(STAGE) / "build" / "server").exists():
         pytest.skip(f"{STAGE}/build/server is missing: run `make`")
     workdir = tmp_path / "server"
     workdir.mkdir()
-    server = Server(STAGE, workdir, None, 0, None, None,
-                    env={"ZN_LOG_LEVEL": "warn"})
+    server = Server(server_command(STAGE, workdir), workdir,
+                    env={"ZN_LOG_LEVEL": "warn"},
+                    resignal=sanitizer(STAGE) == "thread")
     try:
         yield server.wait_listening()
     finally:
-        running = server.proc.poll() is None
-        rc = server.stop()
-        server.log.close()
-        text = server.text()
-        print(f"---- server log (exit {rc})\n{text}")
-        assert not running or rc == 0, f"server exit status {rc}"
-        assert not BAD_LOG_RE.search(text), "sanitizer report in server log"
+        assert server.finish() == []
 
 
 @pytest.fixture
@@ -71,26 +69,12 @@ def ref_epoll(tmp_path):
     if not REF_EPOLL.exists():
         pytest.skip("bench/build/ref-epoll is missing (bench/ref-epoll.c "
                     "not written yet?): run `make -C bench`")
-    log_path = tmp_path / "ref-epoll.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(REF_EPOLL), "0"], cwd=tmp_path,
-                                stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT)
+    ref = Server([str(REF_EPOLL), "0"], tmp_path)
     try:
-        m = wait_until(lambda: proc.poll() is not None or
-                       LISTEN_RE.search(log_path.read_text()), START_TIMEOUT)
-        assert isinstance(m, re.Match), \
-            f"ref-epoll did not start:\n{log_path.read_text()}"
-        yield int(m.group(2))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0, log_path.read_text()
+        yield ref.wait_listening().port
+        assert ref.stop(timeout=10) == 0, ref.text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        text = log_path.read_text(errors="replace")
-        print(f"---- ref-epoll log\n{text}")
-        assert not BAD_LOG_RE.search(text), "sanitizer report in its log"
+        assert ref.finish() == []
 
 
 def run_load(zn_load, *args):

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from zinc import build_api
+from support.build import build_api_once
 
-pytestmark = pytest.mark.since("v0.7")
+pytestmark = pytest.mark.has("writer")
 
 # The tests in tests/api/chan.c, in its order (`chan --list` must agree).
 CHAN_TESTS = [
@@ -29,15 +29,9 @@ CHAN_TESTS = [
     "many_producers_many_consumers",  # 4 + 4 threads, 100000 items, cap 8
 ]
 
-_built = {}  # stage -> the chan executable, built once per run
-
-
 @pytest.fixture
 def chan(stage, tmp_path_factory):
-    if stage not in _built:
-        _built[stage] = build_api(stage, "chan",
-                                  tmp_path_factory.mktemp(f"chan-{stage}"))
-    return _built[stage]
+    return build_api_once(stage, "chan", tmp_path_factory)
 
 
 def run_chan(exe, *args):

@@ -7,10 +7,12 @@ import socket
 
 import pytest
 
-from conftest import STOP_TIMEOUT, VALGRIND
-from zinc import open_conn, pack, ping_reply, read_frame, roundtrip
+from support.demo import open_conn, roundtrip
+from support.launcher import STOP_TIMEOUT, VALGRIND
+from support.stages import ping_reply
+from support.wire import pack, read_frame
 
-pytestmark = pytest.mark.since("v0.4")
+pytestmark = pytest.mark.has("conf")
 
 
 def test_name_and_version_in_the_log(stage, start_server):
@@ -171,7 +173,7 @@ BAD_CHAN_LENS = [
 ]
 
 
-@pytest.mark.since("v0.7")
+@pytest.mark.has("writer")
 @pytest.mark.parametrize("value,words", BAD_CHAN_LENS)
 def test_bad_max_msg_chan_len_is_refused(start_server, value, words):
     srv = start_server(conf={"MaxMsgChanLen": value}, wait=False)
@@ -180,7 +182,7 @@ def test_bad_max_msg_chan_len_is_refused(start_server, value, words):
     assert words in srv.text()
 
 
-@pytest.mark.since("v0.7")
+@pytest.mark.has("writer")
 @pytest.mark.parametrize("value", [1, 1048576])
 def test_max_msg_chan_len_limits_are_allowed(stage, start_server, value):
     """Both ends of the range start a server that serves, and the config
@@ -195,12 +197,12 @@ def test_max_msg_chan_len_limits_are_allowed(stage, start_server, value):
         assert read_frame(sock) == ping_reply(stage)
 
 
-@pytest.mark.since("v0.7")
+@pytest.mark.has("writer")
 def test_max_msg_chan_len_default_in_the_config_line(server):
     server.wait_log(r"config: .* MaxMsgChanLen=1024\b")
 
 
-@pytest.mark.until("v0.6")
+@pytest.mark.lacks("writer")
 def test_max_msg_chan_len_is_unknown_before_v07(stage, start_server):
     """A newer config still starts an older stage: before v0.7 the key is
     unknown, a warning, and the config line does not claim it."""
@@ -228,7 +230,7 @@ BAD_POOL_VALUES = [
 ]
 
 
-@pytest.mark.since("v0.8")
+@pytest.mark.has("workers")
 @pytest.mark.parametrize("key,value,words", BAD_POOL_VALUES)
 def test_bad_worker_pool_values_are_refused(start_server, key, value, words):
     srv = start_server(conf={key: value}, wait=False)
@@ -237,7 +239,7 @@ def test_bad_worker_pool_values_are_refused(start_server, key, value, words):
     assert words in srv.text()
 
 
-@pytest.mark.since("v0.8")
+@pytest.mark.has("workers")
 @pytest.mark.parametrize("conf", [
     {"WorkerPoolSize": 0, "MaxWorkerTaskLen": 1},
     {"WorkerPoolSize": 1024, "MaxWorkerTaskLen": 1},
@@ -252,7 +254,7 @@ def test_worker_pool_limits_are_allowed(stage, start_server, conf):
     roundtrip(stage, open_conn(stage, srv.port))
 
 
-@pytest.mark.until("v0.7")
+@pytest.mark.lacks("workers")
 @pytest.mark.parametrize("key", ["WorkerPoolSize", "MaxWorkerTaskLen"])
 def test_worker_pool_keys_are_unknown_before_v08(stage, start_server, key):
     """Before v0.8 both keys are unknown: a warning naming the key, and the

@@ -32,40 +32,28 @@ from collections import Counter
 
 import pytest
 
-from conftest import BAD_LOG_RE, VALGRIND
-from zinc import (HEADER, build_api, conn_id, conn_thread_ids, connect,
-                  connect_narrow, fd_count, hello_reply, open_conn, pack,
-                  ping_reply, proc_status_kib, read_frame, read_until_closed,
-                  reset_close, roundtrip, sanitizer, stopped_lines,
-                  tcp_sockets, thread_count, thread_names, threads_per_conn,
-                  wait_until)
+from support.build import build_api, build_api_once, sanitizer
+from support.demo import (conn_id, connect_narrow, open_conn, roundtrip,
+                          stopped_lines)
+from support.launcher import BAD_LOG_RE, VALGRIND, slowdown
+from support.proc import (conn_thread_ids, fd_count, proc_status, tcp_sockets,
+                          thread_count, thread_names, wait_until)
+from support.stages import GREETING, STAGES, hello_reply, ping_reply
+from support.wire import (HEADER, connect, pack, read_frame, read_until_closed,
+                          reset_close)
 
-pytestmark = pytest.mark.since("v0.9")
+pytestmark = pytest.mark.has("connmgr")
 
-GREETING = (2, b"DoConnection BEGIN...")
 STOP = 6  # conn_hooks.c: the router that stops its own connection
 BIG = 10  # conn_hooks.c: body <u32 size> -> one reply of size bytes
 
 
-def slowdown(stage):
-    """How much longer things take than on a plain build (as in
-    test_workers.py): bounds that only catch a wait without bound are
-    multiplied by it."""
-    if VALGRIND:
-        return 20
-    return {"": 1, "thread": 5}.get(sanitizer(stage), 3)
-
-
-_built = {}
 
 
 @pytest.fixture
 def hooks_exe(stage, tmp_path_factory):
     """tests/api/conn_hooks.c built against the stage (once per run)."""
-    if stage not in _built:
-        _built[stage] = build_api(stage, "conn_hooks",
-                                  tmp_path_factory.mktemp(f"hooks-{stage}"))
-    return _built[stage]
+    return build_api_once(stage, "conn_hooks", tmp_path_factory)
 
 
 def ids(server, word):
@@ -393,7 +381,7 @@ def test_1000_connect_close_cycles_return_to_baseline(stage, server):
     for s in [open_conn(stage, server.port) for _ in range(50)]:
         s.close()
     assert wait_until(lambda: thread_count(pid) == base_threads)
-    base_vm = proc_status_kib(pid, "VmSize")
+    base_vm = proc_status(pid, "VmSize")
     for batch in range(20):
         socks = [open_conn(stage, server.port) for _ in range(50)]
         for i, s in enumerate(socks):
@@ -407,7 +395,7 @@ def test_1000_connect_close_cycles_return_to_baseline(stage, server):
     assert wait_until(lambda: len(ids(server, "stopped")) == 1051,
                       timeout=limit)
     assert max(ids(server, "stopped").values()) == 1
-    grown = proc_status_kib(pid, "VmSize") - base_vm
+    grown = proc_status(pid, "VmSize") - base_vm
     print(f"VmSize grew by {grown} KiB")
     if not sanitizer(stage) and not VALGRIND:
         # A thread that ends unjoined keeps its stack mapped (zinc's are
@@ -430,7 +418,7 @@ def test_clients_come_and_go_while_others_stay(stage, server):
         for i, s in enumerate(socks):
             roundtrip(stage, s)
             (reset_close if i % 2 else socket.socket.close)(s)
-    per = threads_per_conn(stage)
+    per = STAGES[stage].threads_per_conn
     limit = 10 * slowdown(stage)
     assert wait_until(lambda: thread_count(pid) == base_threads + 50 * per,
                       timeout=limit), thread_names(pid)

@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zinc import connect, recv_exact, thread_count, wait_until
+from support.proc import thread_count, wait_until
+from support.wire import connect, recv_exact
 
-pytestmark = pytest.mark.until("v0.2")
+pytestmark = pytest.mark.lacks("router")
 
 
 def echo(port, data):

@@ -13,19 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import LISTEN_RE
-from zinc import (HEADER, PING, build_api, conn_id, is_closed, open_conn, pack,
-                  ping_reply, proc_status_kib, read_frame, recv_exact,
-                  reset_close, roundtrip, silent, since, stopped_lines,
-                  tcp_sockets, thread_count, wait_until)
+from support.build import build_api
+from support.demo import conn_id, open_conn, roundtrip, stopped_lines
+from support.launcher import LISTEN_RE
+from support.proc import proc_status, tcp_sockets, thread_count, wait_until
+from support.stages import PING, STAGES, has, ping_reply
+from support.wire import (HEADER, is_closed, pack, read_frame, recv_exact,
+                          reset_close, silent)
 
-pytestmark = pytest.mark.since("v0.5")
+pytestmark = pytest.mark.has("framing")
 
 
 def test_reply_bytes_on_the_wire(stage, server):
     sock = open_conn(stage, server.port)
     sock.sendall(b"\x05\x00\x00\x00" b"\x00\x00\x00\x00" b"hello")
-    want_id = b"\x01" if not since(stage, "v0.6") else b"\x00"
+    want_id = bytes([STAGES[stage].ping_id])
     # DataLen 18 then MsgID, both little-endian, then the text.
     assert recv_exact(sock, 26) == (b"\x12\x00\x00\x00" + want_id +
                                     b"\x00\x00\x00" + PING)
@@ -104,10 +106,10 @@ def test_truncated_frame_closes_only_that_connection(stage, server, cut):
 
 def test_2000_pipelined_requests_answered_in_order(stage, server):
     sock = open_conn(stage, server.port)
-    ids = [i % 2 for i in range(2000)] if since(stage, "v0.6") else [0] * 2000
+    ids = [i % 2 for i in range(2000)] if has(stage, "routing") else [0] * 2000
     sock.sendall(b"".join(pack(i, b"request") for i in ids))
     replies = [read_frame(sock)[0] for _ in ids]
-    assert replies == ([1] * 2000 if not since(stage, "v0.6") else ids)
+    assert replies == ([1] * 2000 if not has(stage, "routing") else ids)
     assert silent(sock)
 
 
@@ -156,14 +158,14 @@ def test_header_claiming_1_gib_costs_no_memory(stage, start_server):
     other, liar = open_conn(stage, srv.port), open_conn(stage, srv.port)
     roundtrip(stage, other)
     roundtrip(stage, liar)  # its thread has allocated once already
-    rss, size = (proc_status_kib(srv.pid, k) for k in ("VmRSS", "VmSize"))
+    rss, size = (proc_status(srv.pid, k) for k in ("VmRSS", "VmSize"))
     liar.sendall(HEADER.pack(1 << 30, 0) + b"\0" * 1000)
     # Once the server holds no unread byte of this connection, it has read
     # the header and started on the body: any buffer exists by then.
     port = liar.getsockname()[1]
     assert wait_until(lambda: unread_bytes(srv.port, port) == 0)
-    grew_rss = proc_status_kib(srv.pid, "VmRSS") - rss
-    grew_size = proc_status_kib(srv.pid, "VmSize") - size
+    grew_rss = proc_status(srv.pid, "VmRSS") - rss
+    grew_size = proc_status(srv.pid, "VmSize") - size
     assert grew_rss < 8 * 1024, f"VmRSS grew by {grew_rss} KiB"
     # Address space may grow by one malloc arena (glibc reserves 64 MiB
     # for a thread's heap at a time); a reservation for the claimed 1 GiB
@@ -245,7 +247,7 @@ def test_no_log_line_per_request_at_the_default_level(stage, server):
 
     before = lines()  # v0.6 logs its routers at startup
     sock = open_conn(stage, server.port)
-    ids = [i % 2 for i in range(100)] if since(stage, "v0.6") else [0] * 100
+    ids = [i % 2 for i in range(100)] if has(stage, "routing") else [0] * 100
     sock.sendall(b"".join(pack(i, b"request") for i in ids))
     for _ in ids:
         read_frame(sock)

@@ -13,9 +13,7 @@ manager, the message handler or the request.
 import re
 import shutil
 
-import pytest
-
-from zinc import ROOT
+from support.build import ROOT, stage_dir
 
 # Top to bottom. A module may depend only on modules after it.
 ORDER = ["server", "listener", "connmgr", "msghandler", "connection",
@@ -94,14 +92,14 @@ def violations(zinc_dir):
 def test_modules_depend_only_on_modules_below(stage):
     """No module of the stage includes or calls one above it, and no two
     modules call each other."""
-    assert violations(ROOT / stage / "zinc") == []
+    assert violations(stage_dir(stage) / "zinc") == []
 
 
 def test_connection_is_a_leaf(stage):
     """The connection (and from v0.7 its writer, from v1.0 its properties)
     includes and calls nothing of the server, the connection manager, the
     message handler or the request: it reports through callbacks."""
-    deps = dependencies(ROOT / stage / "zinc")
+    deps = dependencies(stage_dir(stage) / "zinc")
     found = {f"{mod} -> {other}: {'; '.join(why)}"
              for mod in CONNECTION_PARTS & deps.keys()
              for other, why in deps[mod].items() if other in ABOVE_CONNECTION}

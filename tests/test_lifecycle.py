@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VALGRIND
-from zinc import (connect, cpu_seconds, fd_count, fd_table, listening_sockets,
-                  open_conn, pack, reset_close, roundtrip, sanitizer, since,
-                  thread_count, thread_names, threads_per_conn, wait_until)
+from support.build import sanitizer
+from support.demo import open_conn, roundtrip
+from support.launcher import VALGRIND
+from support.proc import (cpu_seconds, fd_count, fd_table, listening_sockets,
+                          thread_count, thread_names, wait_until)
+from support.stages import STAGES, has
+from support.wire import connect, pack, reset_close
 
 
 def test_listens_on_the_port_it_prints(stage, server):
@@ -34,6 +37,18 @@ def test_signal_stops_with_status_0(stage, server, sig):
     sock.close()
 
 
+@pytest.mark.lacks("conf")
+@pytest.mark.parametrize("args", [["abc"], ["70000"], ["-1"], [""],
+                                  ["80x"], ["1", "2"]])
+def test_bad_port_argument(start_server, args):
+    """v0.1-v0.3 take the port on the command line: bad input is refused
+    with a usage message and exit status 2, never a server on some other
+    port."""
+    srv = start_server(args=args, wait=False)
+    assert srv.wait_exit() == 2
+    assert "usage" in srv.text()
+
+
 def test_port_in_use_is_an_error_not_a_hang(stage, server, start_server):
     other = start_server(port=server.port, wait=False)
     assert other.wait_exit() == 1  # 2 is for bad configuration
@@ -48,7 +63,7 @@ def test_one_named_reader_thread_per_client(stage, server):
     socks = [open_conn(stage, server.port) for _ in range(n)]
     for s in socks:
         roundtrip(stage, s)
-    expected = base_threads + n * threads_per_conn(stage)
+    expected = base_threads + n * STAGES[stage].threads_per_conn
     assert wait_until(lambda: thread_count(pid) == expected), thread_names(pid)
     assert thread_count(pid, "zn-reader") == n
     assert fd_count(pid) == base_fds + n
@@ -124,7 +139,7 @@ def served_or_closed(stage, sock, timeout=3.0):
     reset, 'silent' when nothing happens within the timeout."""
     sock.settimeout(timeout)
     try:
-        sock.sendall(pack(0, b"x") if since(stage, "v0.5") else b"x")
+        sock.sendall(pack(0, b"x") if has(stage, "framing") else b"x")
         return "served" if sock.recv(1) else "closed"
     except (ConnectionResetError, BrokenPipeError):
         return "closed"

@@ -21,24 +21,20 @@ from collections import Counter
 
 import pytest
 
-from conftest import VALGRIND
-from zinc import (HEADER, build_api, conn_id, is_closed, open_conn, pack,
-                  ping_reply, read_frame, reset_close, sanitizer,
-                  stopped_lines, wait_until)
+from support.build import build_api_once
+from support.demo import conn_id, open_conn, stopped_lines
+from support.launcher import slowdown
+from support.proc import wait_until
+from support.stages import ping_reply
+from support.wire import HEADER, is_closed, pack, read_frame, reset_close
 
-pytestmark = pytest.mark.since("v1.0")
+pytestmark = pytest.mark.has("properties")
 
 SET, GET, REMOVE = 3, 4, 5
 MAX_PROPERTIES = 64
 MAX_KEY = 64
 
 
-def slowdown(stage):
-    """How much longer things take than on a plain build (as in
-    test_workers.py)."""
-    if VALGRIND:
-        return 20
-    return {"": 1, "thread": 5}.get(sanitizer(stage), 3)
 
 
 # ---- a client for the property routers -----------------------------------
@@ -564,9 +560,6 @@ def test_pipelined_requests_see_each_other_in_order(stage, server):
             assert got == w, f"reply {i}: {got!r}, want {w!r}"
 
 
-_built = {}  # stage -> the properties executable, built once per run
-
-
 def test_api_properties_many_threads_one_connection(stage, tmp_path_factory):
     """tests/api/properties.c: the C API on one connection that is never
     started. Single-threaded, the contract of connection.h (get copies,
@@ -575,10 +568,8 @@ def test_api_properties_many_threads_one_connection(stage, tmp_path_factory):
     its 64-property limit and a foreach walker, all at once: every value
     read is one that was set for that key, whole; never more than 64
     properties; everything freed at the release (ASan, TSan builds)."""
-    if stage not in _built:
-        _built[stage] = build_api(stage, "properties",
-                                  tmp_path_factory.mktemp(f"props-{stage}"))
-    run = subprocess.run([str(_built[stage])], capture_output=True, text=True,
+    exe = build_api_once(stage, "properties", tmp_path_factory)
+    run = subprocess.run([str(exe)], capture_output=True, text=True,
                          timeout=180)
     print(run.stdout, run.stderr)
     assert "Sanitizer" not in run.stderr, run.stderr

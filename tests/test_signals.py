@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import (BAD_LOG_RE, START_TIMEOUT, STOP_TIMEOUT, VALGRIND,
-                      VALGRIND_CMD)
-from zinc import (listening_sockets, open_conn, roundtrip, sanitizer,
-                  server_command, wait_until)
+from support.build import sanitizer
+from support.demo import open_conn, roundtrip
+from support.launcher import (BAD_LOG_RE, START_TIMEOUT, STOP_TIMEOUT,
+                              VALGRIND, server_command)
+from support.proc import listening_sockets, wait_until
 
 # The whole line, newline included: the port is complete when we act.
 READY_RE = re.compile(rb"listening on (\S+):(\d+)\n")
@@ -27,10 +28,8 @@ def launch(stage, workdir):
     """Start the demo server on port 0 with its stderr (the log) piped to
     us, unbuffered, so the test sees each line the moment it is written."""
     workdir.mkdir()
-    cmd = server_command(stage, workdir)
-    if VALGRIND:
-        cmd = VALGRIND_CMD + cmd
-    return subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL,
+    return subprocess.Popen(server_command(stage, workdir), cwd=workdir,
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             bufsize=0)
 

@@ -25,24 +25,18 @@ import time
 
 import pytest
 
-from conftest import BAD_LOG_RE, STOP_TIMEOUT, VALGRIND
-from zinc import (HEADER, PING, TIMEOUT, build_api, end_word, pack, read_frame,
-                  reset_close, sanitizer, wait_until)
+from support.build import build_api, build_api_once, sanitizer
+from support.launcher import BAD_LOG_RE, STOP_TIMEOUT, VALGRIND, slowdown
+from support.proc import wait_until
+from support.stages import PING, STAGES
+from support.wire import HEADER, TIMEOUT, pack, read_frame, reset_close
 
-pytestmark = pytest.mark.since("v0.8")
+pytestmark = pytest.mark.has("slow_clients")
 
 BIG = 10  # the big reply's msg id; its seq follows as msg id 11
 SEQ = 11
 
 
-def slowdown(stage):
-    """How much longer things take than on a plain build (as in
-    test_workers.py): a bound that only catches a wait without bound is
-    multiplied by it. Bounds that tell a fixed server from a broken one
-    are scaled less (see each test)."""
-    if VALGRIND:
-        return 20
-    return {"": 1, "thread": 5}.get(sanitizer(stage), 3)
 
 
 def no_valgrind():
@@ -52,18 +46,13 @@ def no_valgrind():
 
 # ---- the server ------------------------------------------------------------
 
-_built = {}
-
-
 @pytest.fixture
 def big_server(stage, start_server, tmp_path_factory):
     """Factory: big_server(conf) starts tests/api/big_server.c with the
     keys of conf in its conf/zinc.json (TcpPort 0) and returns once it
     listens; conftest's start_server() watches it like a demo server."""
-    if stage not in _built:
-        _built[stage] = build_api(stage, "big_server",
-                                  tmp_path_factory.mktemp(f"big-{stage}"))
-    return lambda conf: start_server(conf=conf, exe=_built[stage])
+    exe = build_api_once(stage, "big_server", tmp_path_factory)
+    return lambda conf: start_server(conf=conf, exe=exe)
 
 
 # ---- frames ----------------------------------------------------------------
@@ -420,6 +409,7 @@ def test_one_too_slow_line_per_connection(stage, tmp_path):
     good share of runs, rarely in every one, and the same code runs in
     every stage from v0.8.)"""
     exe = build_api(stage, "multi_send", tmp_path)
+    end_word = STAGES[stage].end_word
     bad = []
     for run in range(RUNS):
         try:
@@ -429,7 +419,7 @@ def test_one_too_slow_line_per_connection(stage, tmp_path):
             pytest.fail(f"run {run}: still running {e.timeout} s later")
         out = p.stdout + p.stderr
         slow = len(re.findall(r"\bconn 0: too slow", out))
-        stopped = len(re.findall(rf"\bconn 0 {end_word(stage)}\b", out))
+        stopped = len(re.findall(rf"\bconn 0 {end_word}\b", out))
         if p.returncode != 0 or BAD_LOG_RE.search(out) or \
                 slow != 1 or stopped != 1:
             bad.append(f"run {run}: exit {p.returncode}, {slow} too-slow "

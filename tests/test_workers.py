@@ -15,21 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, VALGRIND
-from zinc import (HEADER, PING, conn_id, connect, fd_count, is_closed,
-                  open_conn, pack, ping_reply, proc_status_kib, read_frame,
-                  recv_exact, reset_close, roundtrip, sanitizer,
-                  stopped_lines, thread_count, thread_names, wait_until)
+from support.build import sanitizer
+from support.demo import conn_id, open_conn, roundtrip, stopped_lines
+from support.launcher import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, slowdown
+from support.proc import (fd_count, proc_status, thread_count, thread_names,
+                          wait_until)
+from support.stages import PING, ping_reply
+from support.wire import (HEADER, connect, is_closed, pack, read_frame,
+                          recv_exact, reset_close)
 
-pytestmark = pytest.mark.since("v0.8")
+pytestmark = pytest.mark.has("workers")
 
 
-def slowdown(stage):
-    """How much longer things take than on a plain build: time bounds are
-    multiplied by it (they still catch a wait without bound)."""
-    if VALGRIND:
-        return 20
-    return {"": 1, "thread": 5}.get(sanitizer(stage), 3)
 
 
 def hello(stage):
@@ -228,7 +225,7 @@ def test_client_that_never_reads_loses_only_its_own_connection(
     b.settimeout(2.0 * slow)
     bid = conn_id(srv, b)
     roundtrip(stage, b)
-    rss0 = proc_status_kib(pid, "VmRSS")
+    rss0 = proc_status(pid, "VmRSS")
 
     # A: a small receive buffer, so the server's writes to it fill up fast.
     a = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -281,7 +278,7 @@ def test_client_that_never_reads_loses_only_its_own_connection(
                 f"round trip {i} of B"
             latencies.append(time.monotonic() - t)
             if i % 64 == 0:
-                rss_peak = max(rss_peak, proc_status_kib(pid, "VmRSS"))
+                rss_peak = max(rss_peak, proc_status(pid, "VmRSS"))
             i += 1
         sender.join(a_limit + 5.0)
     finally:

@@ -4,12 +4,11 @@ small Python server of the test's own can provoke (silence, a restart, a
 lost connection, a frame too large, a push before each reply).
 
 Tests without a `stage` argument run once, whatever --stage says; the
-others run against each selected stage in their since/until range. The
+others run against each selected stage their has/lacks markers allow. The
 client library underneath zc has its own tests (client/tests/ and
-tests/test_client.py); here zc is a black box: its output, its exit
+tests/test_unit_programs.py); here zc is a black box: its output, its exit
 status, and how long it takes."""
 
-import os
 import re
 import socket
 import subprocess
@@ -18,13 +17,16 @@ import time
 
 import pytest
 
-from zinc import PING, ROOT, pack, read_frame, since
+from support.build import ROOT
+from support.launcher import VALGRIND
+from support.stages import PING, has
+from support.wire import pack, read_frame
 
 ZC = ROOT / "build" / "zc"
 RUN_TIMEOUT = 20.0  # seconds any zc run may take before the test fails
 # Seconds of silence that end `watch` and `raw` here: long enough for a
 # demo server to answer, short enough to keep the file quick.
-QUIET = 2.0 if os.environ.get("ZN_VALGRIND", "") not in ("", "0") else 0.3
+QUIET = 2.0 if VALGRIND else 0.3
 GREETING = "id 2, 21 bytes: DoConnection BEGIN..."
 
 
@@ -320,7 +322,7 @@ def test_watch_prints_every_frame_until_the_server_closes(fake):
 
 # ---- against the demo servers ----
 
-@pytest.mark.since("v0.6")
+@pytest.mark.has("routing")
 def test_send_to_the_routers(server, stage):
     run = zc(addr(server.port), "send", "0", "hi", "1", "hi")
     assert run.returncode == 0
@@ -328,8 +330,8 @@ def test_send_to_the_routers(server, stage):
     assert run.stderr == ""
 
 
-@pytest.mark.since("v0.5")
-@pytest.mark.until("v0.5")
+@pytest.mark.has("framing")
+@pytest.mark.lacks("routing")
 def test_send_to_v05_needs_reply_1(server):
     run = zc(addr(server.port), "send", "0", "hi", "--reply", "1")
     assert (run.returncode, run.stdout) == (0, PING.decode() + "\n")
@@ -339,7 +341,7 @@ def test_send_to_v05_needs_reply_1(server):
     assert run.stderr == f"zc: timed out after {QUIET:g} s waiting for id 0\n"
 
 
-@pytest.mark.since("v0.9")
+@pytest.mark.has("greeting")
 def test_greeting_is_not_taken_for_the_reply(server, stage):
     run = zc("-v", addr(server.port), "send", "1", "hi")
     assert run.returncode == 0
@@ -347,7 +349,7 @@ def test_greeting_is_not_taken_for_the_reply(server, stage):
     assert f"zc: not a reply: {GREETING}\n" in run.stderr
 
 
-@pytest.mark.since("v0.9")
+@pytest.mark.has("greeting")
 def test_watch_shows_the_greeting_then_the_replies(server, stage):
     run = zc(addr(server.port), "watch", "--timeout", QUIET)
     assert (run.returncode, run.stdout) == (0, GREETING + "\n")
@@ -358,9 +360,9 @@ def test_watch_shows_the_greeting_then_the_replies(server, stage):
                           f"id 1, 22 bytes: Hello Zinc Router {stage}\n")
 
 
-@pytest.mark.since("v0.5")
+@pytest.mark.has("framing")
 def test_ping_prints_the_stats(server, stage):
-    reply = [] if since(stage, "v0.6") else ["--reply", "1"]
+    reply = [] if has(stage, "routing") else ["--reply", "1"]
     run = zc(addr(server.port), "ping", "-n", "200", "-c", "4", *reply)
     assert run.returncode == 0
     lines = run.stdout.splitlines()
@@ -374,17 +376,17 @@ def test_ping_prints_the_stats(server, stage):
     assert run.stderr == ""
 
 
-@pytest.mark.until("v0.4")
+@pytest.mark.lacks("framing")
 def test_raw_without_framing(server, stage):
     run = zc(addr(server.port), "raw", "hello", "--timeout", QUIET)
     assert run.returncode == 0
-    if since(stage, "v0.3"):  # the router's three lines, line breaks kept
+    if has(stage, "router"):  # the router's three lines, line breaks kept
         assert run.stdout == "before ping\nping...ping...ping\nafter ping\n"
     else:  # the echo; a newline is added after a last line without one
         assert run.stdout == "hello\n"
 
 
-@pytest.mark.since("v1.0")
+@pytest.mark.has("properties")
 def test_property_session_on_one_connection(server, stage):
     run = zc(addr(server.port), "send", "3", "k=v", "4", "k", "5", "k",
              "4", "k", "4", "Stage", "3", "no equals sign")

@@ -19,14 +19,16 @@ from collections import Counter
 
 import pytest
 
-from conftest import BAD_LOG_RE
-from zinc import (HEADER, build_api, conn_id, conn_thread_ids, connect,
-                  connect_narrow, end_word, fd_count, open_conn, pack,
-                  ping_reply, read_to_eof, read_until_closed, reply_to,
-                  reset_close,
-                  roundtrip, server_read_all_but_is_stuck, server_stalled,
-                  since, split_frames, stopped_lines, tcp_queues,
-                  thread_count, thread_names, wait_until)
+from support.build import build_api
+from support.demo import (conn_id, connect_narrow, open_conn, roundtrip,
+                          stopped_lines)
+from support.launcher import BAD_LOG_RE
+from support.proc import (conn_thread_ids, fd_count,
+                          server_read_all_but_is_stuck, server_stalled,
+                          tcp_queues, thread_count, thread_names, wait_until)
+from support.stages import STAGES, has, ping_reply, reply_to
+from support.wire import (HEADER, connect, pack, read_to_eof,
+                          read_until_closed, reset_close, split_frames)
 
 
 def replies_to(stage, ids):
@@ -39,7 +41,7 @@ def request_ids(stage, n):
     """Message ids for n pipelined requests: from v0.6 a mix of 0 (ping)
     and 1 (hello), so replies out of order would show; before that, all
     0."""
-    if not since(stage, "v0.6"):
+    if not has(stage, "routing"):
         return [0] * n
     return [1 if i % 3 == 2 else 0 for i in range(n)]
 
@@ -58,7 +60,7 @@ def threads_gone(pid, cid):
 
 # ---- 1. named threads ----
 
-@pytest.mark.since("v0.7")
+@pytest.mark.has("writer")
 def test_reader_and_writer_threads_carry_the_connection_id(stage, server):
     """With 5 clients connected, /proc shows exactly one zn-reader-<id> and
     one zn-writer-<id> per client, <id> being the connection id of its
@@ -106,7 +108,7 @@ def one_cycle(stage, port, kind):
             s.sendall(pack(0, b"0123456789")[:13])
 
 
-@pytest.mark.since("v0.5")
+@pytest.mark.has("framing")
 def test_1000_mixed_connect_close_cycles_leak_nothing(stage, server):
     """1,000 clients one after the other, each ending one way: a plain
     close, a close after a round trip, a reset right after a request, a
@@ -140,7 +142,7 @@ def test_1000_mixed_connect_close_cycles_leak_nothing(stage, server):
 
 # ---- 3. half-close: graceful end ----
 
-@pytest.mark.since("v0.5")
+@pytest.mark.has("framing")
 @pytest.mark.parametrize("n", [1, 100, 2000])
 def test_half_close_after_n_requests_gets_n_replies_then_fin(stage, server,
                                                               n):
@@ -164,8 +166,8 @@ def test_half_close_after_n_requests_gets_n_replies_then_fin(stage, server,
 
 # ---- 4. graceful end with a slow reader: backpressure ----
 
-@pytest.mark.since("v0.5")
-@pytest.mark.until("v0.7")
+@pytest.mark.has("framing")
+@pytest.mark.lacks("slow_clients")
 def test_slow_reader_after_half_close_gets_every_reply(stage, start_server):
     """60,000 requests, then shutdown(SHUT_WR); the client, behind a
     narrow receive path, starts reading only once the server has stopped
@@ -221,8 +223,8 @@ def test_slow_reader_after_half_close_gets_every_reply(stage, start_server):
 
 # ---- 5. abort: the queue is dropped, both threads wake ----
 
-@pytest.mark.since("v0.7")
-@pytest.mark.until("v0.7")
+@pytest.mark.has("writer")
+@pytest.mark.lacks("slow_clients")
 def test_oversized_frame_aborts_drops_queued_replies_and_wakes_threads(
         stage, start_server):
     """A client pipelines 40,000 requests without reading, so the server
@@ -284,7 +286,7 @@ def push(sock, data, sent):
     return sent
 
 
-@pytest.mark.since("v0.5")
+@pytest.mark.has("framing")
 def test_client_that_never_reads_then_resets_frees_its_threads(
         stage, start_server):
     """A client sends requests through a narrow receive path, as many as
@@ -309,7 +311,7 @@ def test_client_that_never_reads_then_resets_frees_its_threads(
     def stuck():
         if state["sent"] is not None:
             state["sent"] = push(rude, data, state["sent"])
-        if since(stage, "v0.8") and (
+        if has(stage, "slow_clients") and (
                 state["sent"] is None or
                 tcp_queues(srv.port, rude.getsockname()[1]) is None):
             return True  # stopped as too slow
@@ -372,7 +374,7 @@ def test_sigterm_during_load_exits_0(stage, server):
 
 # ---- 8. the API: a held connection outlives its threads ----
 
-@pytest.mark.since("v0.7")
+@pytest.mark.has("writer")
 def test_held_connection_can_be_used_after_it_ended(stage, tmp_path):
     """tests/api/late_send.c: a router takes zn_conn_hold() and hands the
     connection to another thread, which, after the connection has ended,
@@ -394,5 +396,5 @@ def test_held_connection_can_be_used_after_it_ended(stage, tmp_path):
     started = re.findall(r"\bconn (\d+) started\b", out)
     assert len(started) >= 2, out
     for cid in started:
-        assert len(re.findall(rf"\bconn {cid} {end_word(stage)}\b",
+        assert len(re.findall(rf"\bconn {cid} {STAGES[stage].end_word}\b",
                               out)) == 1, out

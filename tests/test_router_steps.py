@@ -6,10 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from zinc import (ROUTER_LINES, conn_id, connect, recv_exact, reset_close,
-                  silent, stopped_lines, thread_count, wait_until)
+from support.demo import conn_id, stopped_lines
+from support.proc import thread_count, wait_until
+from support.stages import ROUTER_LINES
+from support.wire import connect, recv_exact, reset_close, silent
 
-pytestmark = [pytest.mark.since("v0.3"), pytest.mark.until("v0.4")]
+pytestmark = [pytest.mark.has("router"), pytest.mark.lacks("framing")]
 
 
 def test_three_steps_in_order(server):

@@ -6,9 +6,12 @@ import subprocess
 
 import pytest
 
-from zinc import PING, build_api, open_conn, pack, read_frame, silent
+from support.build import build_api
+from support.demo import open_conn
+from support.stages import PING
+from support.wire import pack, read_frame, silent
 
-pytestmark = pytest.mark.since("v0.6")
+pytestmark = pytest.mark.has("routing")
 
 
 def test_id_0_is_ping(stage, server):
