@@ -139,13 +139,19 @@ def listening_sockets(pid):
 def tcp_queues(local_port, remote_port):
     """(tx_queue, rx_queue) of the TCP socket with these ports: bytes sent
     but not yet acknowledged, and bytes received that the owner has not
-    read; None when there is no such socket. (It reads only the ports of
-    each row up to the one it wants: the table may hold tens of thousands
-    of sockets, and tests call this in loops.)"""
-    for f in _tcp_rows():
-        if (_port(f[1]), _port(f[2])) == (local_port, remote_port):
-            tx, rx = f[4].split(":")
-            return int(tx, 16), int(rx, 16)
+    read; None when there is no such socket. (One regular expression over
+    the whole table: it may hold thousands of sockets in TIME_WAIT, and
+    tests call this in loops.)"""
+    row = re.compile(rf"^ *\d+: [0-9A-F]+:{local_port:04X} "
+                     rf"[0-9A-F]+:{remote_port:04X} [0-9A-F]+ "
+                     r"([0-9A-F]+):([0-9A-F]+) ", re.M)
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            m = row.search(Path(path).read_text())
+        except FileNotFoundError:
+            continue
+        if m:
+            return int(m.group(1), 16), int(m.group(2), 16)
     return None
 
 
