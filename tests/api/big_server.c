@@ -24,9 +24,10 @@
  * big, went out whole and in its place. A body that is not 8 bytes, or a
  * size above BIG_MAX, gets a log line and no reply.
  *
- * Built by tests/zinc.py's build_api() against the stage's libzinc.a, so it
- * cannot see ZN_VERSION (the stage's Makefile defines it for the demo
- * only): the hello reply takes the version from zn_global instead.
+ * Built by tests/support/build.py's build_api() against the stage's
+ * libzinc.a, so it cannot see ZN_VERSION (the stage's Makefile defines it
+ * for the demo only): the hello reply takes the version from zn_global
+ * instead.
  */
 #include "zinc/config.h"
 #include "zinc/connection.h"

@@ -37,9 +37,9 @@
  * checks anything: a connection whose reader is still in its hook is still
  * a connection (it counts against MaxConn until its reader has finished).
  *
- * Built by tests/zinc.py's build_api() against the stage's libzinc.a; it
- * cannot see ZN_VERSION (the stage's Makefile defines it for the demo
- * only), so the hello reply takes the version from zn_global.
+ * Built by tests/support/build.py's build_api() against the stage's
+ * libzinc.a; it cannot see ZN_VERSION (the stage's Makefile defines it for
+ * the demo only), so the hello reply takes the version from zn_global.
  */
 #include "zinc/config.h"
 #include "zinc/connection.h"

@@ -2,7 +2,7 @@
  * Registering a second router for a message id is an error the caller gets
  * back (-EEXIST), not a crash, and the first router stays registered: a
  * message with that id still goes to the first router.
- * Built by tests/test_routing.py against a stage's build/libzinc.a.
+ * Built by tests/test_routing_by_id.py against a stage's build/libzinc.a.
  */
 #include "zinc/msghandler.h"
 #include "zinc/server.h"

@@ -30,7 +30,7 @@
  * own rule.
  *
  * Under ASan any use after free or leak fails the run. Built and run by
- * tests/test_split.py.
+ * tests/test_read_write_split.py.
  */
 #include "zinc/config.h"
 #include "zinc/router.h"

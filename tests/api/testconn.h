@@ -12,7 +12,8 @@
  * is there to join it. How a connection is made changed with the stages:
  * v0.5 takes a router, and from v0.6 the connection takes the callbacks
  * through which it reports to its maker (connection.h), which is what the
- * server plays here. ZN_STAGE_MINOR comes from tests/zinc.py's build_api.
+ * server plays here. ZN_STAGE_MINOR comes from build_api() in
+ * tests/support/build.py.
  */
 #ifndef ZN_TESTCONN_H
 #define ZN_TESTCONN_H
