@@ -48,6 +48,7 @@ STAGES = {
     "v0.8": Stage({"workers", "slow_clients"},  "frames", 0,    2, "stopped"),
     "v0.9": Stage({"connmgr", "greeting"},      "frames", 0,    2, "closed"),
     "v1.0": Stage({"properties"},               "frames", 0,    2, "closed"),
+    "v1.1": Stage({"event_loop"},               "frames", 0,    0, "closed"),
 }
 # What the features mean:
 #   server            v0.1  listen, accept, a thread per client; the port on
@@ -68,6 +69,9 @@ STAGES = {
 #   connmgr           v0.9  the connection manager (MaxConn) and the hooks
 #   greeting          v0.9  the demo greets each new client with GREETING
 #   properties        v1.0  connection properties (msg ids 3, 4, 5)
+#   event_loop        v1.1  WorkerPoolSize event loops read, route and write
+#                           for their connections: no thread per connection
+#                           (threads_per_conn 0), no channel
 
 FEATURES = set().union(*(row.adds for row in STAGES.values()))
 
