@@ -12,7 +12,7 @@ import pytest
 
 from support.build import build_api_once
 
-pytestmark = pytest.mark.has("writer")
+pytestmark = [pytest.mark.has("writer"), pytest.mark.lacks("event_loop")]
 
 # The tests in tests/api/chan.c, in its order (`chan --list` must agree).
 CHAN_TESTS = [

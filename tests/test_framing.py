@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from support.build import build_api
-from support.demo import conn_id, open_conn, roundtrip, stopped_lines
+from support.demo import (conn_id, live_conns, open_conn, roundtrip,
+                          stopped_lines)
 from support.launcher import LISTEN_RE
 from support.proc import proc_status, tcp_sockets, thread_count, wait_until
 from support.stages import PING, STAGES, has, ping_reply
@@ -72,7 +73,7 @@ def test_max_packet_size_plus_one_closes_only_that_connection(
     assert is_closed(bad)
     srv.wait_log(r"message of 4097 bytes exceeds MaxPacketSize 4096")
     roundtrip(stage, other)
-    assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 1)
+    assert wait_until(lambda: live_conns(stage, srv.pid) == 1)
 
 
 def test_max_packet_size_0_means_no_limit(stage, start_server):
@@ -101,7 +102,7 @@ def test_truncated_frame_closes_only_that_connection(stage, server, cut):
     what = "header" if cut < 8 else "body"
     server.wait_log(rf"truncated {what}")
     roundtrip(stage, other)
-    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 1)
+    assert wait_until(lambda: live_conns(stage, server.pid) == 1)
 
 
 def test_2000_pipelined_requests_answered_in_order(stage, server):
@@ -123,10 +124,10 @@ def test_100_concurrent_connections(stage, server):
 
     with ThreadPoolExecutor(100) as pool:
         socks = list(pool.map(client, range(100)))
-    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 100)
+    assert wait_until(lambda: live_conns(stage, server.pid) == 100)
     for s in socks:
         s.close()
-    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 0)
+    assert wait_until(lambda: live_conns(stage, server.pid) == 0)
 
 
 def test_max_packet_size_other_than_4096_is_honoured(stage, start_server):
@@ -204,7 +205,7 @@ def test_clients_that_reset_mid_pipeline(stage, server):
         rude.shutdown(socket.SHUT_WR)  # FIN first, so a later send is EPIPE
         reset_close(rude)
     assert wait_until(lambda: server.proc.poll() is not None or
-                      thread_count(server.pid, "zn-reader") == 1)
+                      live_conns(stage, server.pid) == 1)
     assert server.proc.poll() is None, \
         f"server died with status {server.proc.returncode} (-13 is SIGPIPE)"
     roundtrip(stage, other)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support.build import sanitizer
-from support.demo import open_conn, roundtrip
+from support.demo import live_conns, open_conn, roundtrip
 from support.launcher import VALGRIND
 from support.proc import (cpu_seconds, fd_count, fd_table, listening_sockets,
                           thread_count, thread_names, wait_until)
@@ -65,7 +65,7 @@ def test_one_named_reader_thread_per_client(stage, server):
         roundtrip(stage, s)
     expected = base_threads + n * STAGES[stage].threads_per_conn
     assert wait_until(lambda: thread_count(pid) == expected), thread_names(pid)
-    assert thread_count(pid, "zn-reader") == n
+    assert live_conns(stage, pid) == n
     assert fd_count(pid) == base_fds + n
 
     for s in socks:
@@ -94,7 +94,7 @@ def test_survives_a_client_that_resets(stage, server):
     for _ in range(3):
         roundtrip(stage, polite)
     polite.close()
-    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 0)
+    assert wait_until(lambda: live_conns(stage, server.pid) == 0)
 
 
 def test_every_thread_but_main_is_named(stage, server):
@@ -197,7 +197,7 @@ def test_last_descriptor_taken_is_not_an_episode(stage, start_server):
         sock = open_conn(stage, srv.port)
         roundtrip(stage, sock, b"client %d" % i)
         sock.close()
-        assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 0)
+        assert wait_until(lambda: live_conns(stage, srv.pid) == 0)
     text = srv.text()
     assert "out of file descriptors" not in text and \
         "accepting again" not in text, text
@@ -212,7 +212,7 @@ def test_client_threads_block_sigint_and_sigterm(stage, server):
     for s in socks:
         roundtrip(stage, s)
     want = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
-    assert wait_until(lambda: thread_count(server.pid, "zn-reader") == 3)
+    assert wait_until(lambda: live_conns(stage, server.pid) == 3)
     for tid, name in thread_names(server.pid).items():
         if not name.startswith("zn-"):
             continue

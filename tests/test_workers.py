@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from support.build import sanitizer
-from support.demo import conn_id, open_conn, roundtrip, stopped_lines
+from support.demo import (conn_id, live_conns, open_conn, roundtrip,
+                          stopped_lines)
 from support.launcher import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, slowdown
 from support.proc import (fd_count, proc_status, thread_count, thread_names,
                           wait_until)
@@ -107,11 +108,11 @@ def test_worker_threads_start_with_the_server(stage, start_server, size):
     socks = [open_conn(stage, srv.port) for _ in range(5)]
     for s in socks:
         roundtrip(stage, s)
-    assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 5)
+    assert wait_until(lambda: live_conns(stage, srv.pid) == 5)
     assert worker_names(srv.pid) == want
     for s in socks:
         s.close()
-    assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 0)
+    assert wait_until(lambda: live_conns(stage, srv.pid) == 0)
     assert worker_names(srv.pid) == want
 
 
@@ -303,7 +304,7 @@ def test_client_that_never_reads_loses_only_its_own_connection(
     assert result.get("outcome") == "refused", result
     assert result["after"] < a_limit, result
     assert wait_until(lambda: stopped_lines(srv, aid) >= 1)
-    assert wait_until(lambda: thread_count(pid, "zn-reader") == 1)
+    assert wait_until(lambda: live_conns(stage, pid) == 1)
     assert stopped_lines(srv, aid) == 1
     assert len(re.findall(r"too slow", srv.text())) == 1
     assert stopped_lines(srv, bid) == 0

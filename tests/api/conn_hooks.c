@@ -24,9 +24,10 @@
  * The hooks check the promises of server.h and log a line with the word
  * HOOKFAIL when one is broken (the test fails on that word):
  *
- *   on_conn_start runs on the connection's reader thread (zn-reader-N), on
- *   a connection not yet stopped;
- *   on_conn_stop runs on the reader thread too, exactly once (a second
+ *   on_conn_start runs on the connection's reader thread (zn-reader-N;
+ *   from v1.1 its loop's thread: zn-worker-<N % WorkerPoolSize>, or the
+ *   main thread without workers), on a connection not yet stopped;
+ *   on_conn_stop runs on that thread too, exactly once (a second
  *   call for the same connection is a failure), after the connection has
  *   ended (zn_conn_is_closed()), before its socket is closed (the
  *   descriptor is still open), and a send from it returns -EPIPE: no
@@ -52,6 +53,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,10 +69,15 @@
 static atomic_uchar stops[MAX_IDS];
 static long stop_ms; /* CONN_HOOKS_STOP_MS: conn 0's on_conn_stop sleeps */
 
+#if ZN_STAGE_MINOR >= 11
+static pthread_t main_thread; /* runs the only loop without workers */
+#endif
+
 /*
  * True when the calling thread is conn's reader: its name (Linux:
  * /proc/thread-self/comm) is zn-reader-<id>, cut to 15 characters like the
- * kernel cuts it. Elsewhere, or when /proc cannot be read, true.
+ * kernel cuts it; from v1.1 the thread of its loop. Elsewhere, or when
+ * /proc cannot be read, true.
  */
 static int on_reader_thread(struct zn_conn *conn, char *name, size_t size)
 {
@@ -89,7 +96,14 @@ static int on_reader_thread(struct zn_conn *conn, char *name, size_t size)
         return 1;
     name[n] = '\0';
     name[strcspn(name, "\n")] = '\0';
+#if ZN_STAGE_MINOR >= 11
+    if (zn_global.worker_pool_size == 0)
+        return pthread_equal(pthread_self(), main_thread);
+    snprintf(want, sizeof(want), "zn-worker-%u",
+             zn_conn_id(conn) % zn_global.worker_pool_size);
+#else
     snprintf(want, sizeof(want), "zn-reader-%u", zn_conn_id(conn));
+#endif
     want[15] = '\0';
     return strcmp(name, want) == 0;
 #else
@@ -248,5 +262,8 @@ static int setup(struct zn_server *s)
 
 int main(int argc, char **argv)
 {
+#if ZN_STAGE_MINOR >= 11
+    main_thread = pthread_self();
+#endif
     return test_serve(argc, argv, setup);
 }

@@ -240,8 +240,8 @@ static void run(struct zn_msghandler *h, uint32_t id, uint32_t msg_id)
         return;
     }
     conn = test_conn_new(sfd, id, (struct sockaddr *)&peer, plen, h);
-    if (conn == NULL || zn__conn_start(conn) < 0) {
-        perror("test_conn_new/zn__conn_start");
+    if (conn == NULL || test_conn_start(conn) < 0) {
+        perror("test_conn_new/test_conn_start");
         failures++;
         return;
     }
@@ -351,8 +351,8 @@ static void run_blocked_sender(struct zn_msghandler *h, uint32_t id)
         return;
     }
     zn_conn_hold(conn); /* ours, for the stop */
-    if (zn__conn_start(conn) < 0) {
-        perror("zn__conn_start");
+    if (test_conn_start(conn) < 0) {
+        perror("test_conn_start");
         failures++;
         return;
     }

@@ -135,8 +135,8 @@ int main(int argc, char **argv)
         return perror("test_conn_new"), 1;
     test_handler_done(handler); /* the reader may still use it */
     zn_conn_hold(conn); /* ours, for the senders; the other is the reader's */
-    if (zn__conn_start(conn) < 0)
-        return perror("zn__conn_start"), 1;
+    if (test_conn_start(conn) < 0)
+        return perror("test_conn_start"), 1;
 
     for (int i = 0; i < THREADS; i++) {
         senders[i] = (struct sender){.conn = conn, .id = (uint32_t)i};

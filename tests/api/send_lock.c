@@ -86,8 +86,8 @@ int main(void)
     if (conn == NULL)
         return perror("test_conn_new"), 1;
     zn_conn_hold(conn);
-    if (zn__conn_start(conn) < 0)
-        return perror("zn__conn_start"), 1;
+    if (test_conn_start(conn) < 0)
+        return perror("test_conn_start"), 1;
 #endif
     for (int i = 0; i < THREADS; i++) {
         senders[i] = (struct sender){.conn = conn, .id = (uint32_t)i};

@@ -4,12 +4,14 @@
  * they are built against).
  *
  *     conn = test_conn_new(fd, id, addr, addrlen, handler);
- *     ... zn__conn_start(conn) ...
+ *     ... test_conn_start(conn) ...
  *     test_handler_done(handler);
  *
  * The connection's messages go to the routers of `handler` (a message
  * handler, v0.6+; NULL for none); its reader is detached, since no server
- * is there to join it. How a connection is made changed with the stages:
+ * is there to join it. From v1.1 a connection has no reader: it is
+ * started on an event loop, one for the whole program, whose thread
+ * test_conn_start() starts the first time. How a connection is made changed with the stages:
  * v0.5 takes a router, and from v0.6 the connection takes the callbacks
  * through which it reports to its maker (connection.h), which is what the
  * server plays here. ZN_STAGE_MINOR comes from build_api() in
@@ -20,6 +22,7 @@
 
 #include "zinc/connection_internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 
 #if ZN_STAGE_MINOR < 6
@@ -40,7 +43,12 @@ static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
 static inline void test_on_msg(struct zn_conn *conn, struct zn_msg *msg,
                                void *data)
 {
-#if ZN_STAGE_MINOR >= 8
+#if ZN_STAGE_MINOR >= 11
+    if (data == NULL)
+        zn_msg_free(msg);
+    else if (zn_msghandler_submit(data, conn, msg) < 0)
+        zn_conn_stop(conn);
+#elif ZN_STAGE_MINOR >= 8
     if (data == NULL) {
         zn_msg_free(msg);
         zn__conn_request_done(conn);
@@ -66,7 +74,9 @@ static inline void test_on_exit(struct zn_conn *conn, void *data)
 {
     (void)conn;
     (void)data;
+#if ZN_STAGE_MINOR < 11
     pthread_detach(pthread_self());
+#endif
 }
 
 /* volatile: a store the program never reads back would be optimized
@@ -111,5 +121,44 @@ static inline struct zn_conn *test_conn_new(int fd, uint32_t id,
     return conn;
 }
 #endif
+
+#if ZN_STAGE_MINOR >= 11
+/* The program's one loop, run by a detached thread for as long as the
+ * program; a static keeps it reachable for LeakSanitizer. */
+static struct zn_loop *test_loop;
+static pthread_once_t test_loop_once = PTHREAD_ONCE_INIT;
+
+static void *test_loop_thread(void *arg)
+{
+    zn_loop_run(arg);
+    return NULL;
+}
+
+static void test_loop_start(void)
+{
+    pthread_t tid;
+
+    test_loop = zn_loop_new();
+    if (test_loop != NULL &&
+        pthread_create(&tid, NULL, test_loop_thread, test_loop) == 0)
+        pthread_detach(tid);
+}
+#endif
+
+/*
+ * Start the connection: its reader thread until v1.0, the program's loop
+ * from v1.1. Returns 0 or a negative errno, as zn__conn_start().
+ */
+static inline int test_conn_start(struct zn_conn *conn)
+{
+#if ZN_STAGE_MINOR >= 11
+    pthread_once(&test_loop_once, test_loop_start);
+    if (test_loop == NULL)
+        return -ENOMEM;
+    return zn__conn_start(conn, test_loop);
+#else
+    return zn__conn_start(conn);
+#endif
+}
 
 #endif

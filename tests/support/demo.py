@@ -5,6 +5,7 @@ speaks, and reading connection ids and end lines from its log."""
 import re
 import socket
 
+from support.proc import conn_sockets, thread_count
 from support.stages import GREETING, ROUTER_LINES, STAGES, has, ping_reply
 from support.wire import TIMEOUT, connect, pack, read_frame, recv_exact
 
@@ -62,3 +63,12 @@ def conn_id(server, sock):
 def stopped_lines(server, cid):
     """How many times the log says `conn N stopped` for connection cid."""
     return len(re.findall(rf"\bconn {cid} stopped\b", server.text()))
+
+
+def live_conns(stage, pid):
+    """How many connections the server still serves: its reader threads
+    where every connection has one (v0.1..v1.0), else (v1.1, the event
+    loop) the connected sockets it holds."""
+    if STAGES[stage].threads_per_conn > 0:
+        return thread_count(pid, "zn-reader")
+    return conn_sockets(pid)

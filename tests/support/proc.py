@@ -136,6 +136,16 @@ def listening_sockets(pid):
             if s["state"] == 0x0A and s["inode"] in inodes}
 
 
+def conn_sockets(pid):
+    """How many connected sockets the process holds: every socket
+    descriptor but its listening ones. A server closes a client's socket
+    when it has released the connection, so this counts the connections
+    it has not yet released, whatever TCP state they are in."""
+    sockets = [fd for fd, (_, target) in fd_table(pid).items()
+               if target.startswith("socket:")]
+    return len(sockets) - len(listening_sockets(pid))
+
+
 def tcp_queues(local_port, remote_port):
     """(tx_queue, rx_queue) of the TCP socket with these ports: bytes sent
     but not yet acknowledged, and bytes received that the owner has not

@@ -4,8 +4,8 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 /* Replies given to one writev(); POSIX guarantees at least 16 (IOV_MAX). */
 #define ZN_WRITEV_MAX 64
@@ -90,7 +90,11 @@ static int flush_locked(struct zn_writer *w)
             iov[n].iov_base = o->buf + skip;
             iov[n].iov_len = o->size - skip;
         }
-        r = writev(w->fd, iov, n);
+        /* writev() as sendmsg(), for MSG_NOSIGNAL: a client that has gone
+         * away makes it fail with EPIPE instead of killing the process
+         * with SIGPIPE. */
+        r = sendmsg(w->fd, &(struct msghdr){.msg_iov = iov, .msg_iovlen = n},
+                    MSG_NOSIGNAL);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -131,7 +135,7 @@ int zn_writer_send(struct zn_writer *w, char *buf, size_t size, bool direct)
     }
     /* Nothing waits: try the socket first, the usual case. */
     while (direct && w->len == 0 && done < size) {
-        ssize_t r = write(w->fd, buf + done, size - done);
+        ssize_t r = send(w->fd, buf + done, size - done, MSG_NOSIGNAL);
 
         if (r < 0) {
             if (errno == EINTR)
