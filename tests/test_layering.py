@@ -17,8 +17,8 @@ from support.build import ROOT, stage_dir
 
 # Top to bottom. A module may depend only on modules after it.
 ORDER = ["server", "listener", "connmgr", "msghandler", "connection",
-         "writer", "properties", "router", "request", "chan", "datapack",
-         "message", "config"]
+         "writer", "properties", "router", "request", "chan", "loop",
+         "poller", "datapack", "message", "config"]
 CONNECTION_PARTS = {"connection", "writer", "properties"}
 ABOVE_CONNECTION = {"server", "connmgr", "msghandler", "request"}
 

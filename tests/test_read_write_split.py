@@ -61,6 +61,7 @@ def threads_gone(pid, cid):
 # ---- 1. named threads ----
 
 @pytest.mark.has("writer")
+@pytest.mark.lacks("event_loop")
 def test_reader_and_writer_threads_carry_the_connection_id(stage, server):
     """With 5 clients connected, /proc shows exactly one zn-reader-<id> and
     one zn-writer-<id> per client, <id> being the connection id of its
