@@ -56,7 +56,7 @@ struct zn_conn {
     char *in; /* the start of a frame still arriving, and what the */
     size_t in_len, in_cap; /* client sent while paused; NULL when empty */
     struct zn_timer slow; /* the client's progress, while replies wait */
-    uint64_t sent_mark; /* bytes written when slow was armed */
+    uint64_t taken_mark; /* bytes the client had taken then */
 };
 
 /* Where every connection of a loop reads into: see ZN_READ_BUF. */
@@ -211,7 +211,7 @@ static void rewatch(struct zn_conn *c)
     int rc;
 
     if (waiting && !c->slow.armed) {
-        c->sent_mark = zn_writer_sent(c->writer);
+        c->taken_mark = zn_writer_taken(c->writer);
         zn_loop_timer_start(c->loop, &c->slow, ZN_WRITE_TIMEOUT_MS,
                             slow_check, c);
     }
@@ -258,7 +258,7 @@ static void slow_check(void *arg)
 
     if (zn_writer_queued(c->writer) == 0)
         return;
-    if (zn_writer_sent(c->writer) == c->sent_mark) {
+    if (zn_writer_taken(c->writer) == c->taken_mark) {
         conn_failed(c, "send", ETIMEDOUT);
         end(c);
         return;

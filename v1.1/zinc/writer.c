@@ -4,10 +4,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-/* Replies given to one writev(); POSIX guarantees at least 16 (IOV_MAX). */
+/* Replies given to one sendmsg(); POSIX guarantees at least 16 (IOV_MAX). */
 #define ZN_WRITEV_MAX 64
 
 /* One packed reply waiting in the queue. */
@@ -75,7 +76,8 @@ static void drop_all(struct zn_writer *w)
     w->cap = w->head = w->len = w->offset = 0;
 }
 
-/* Write the queue with writev() until it is empty or the socket is full. */
+/* Write the queue, many replies a call, until it is empty or the socket is
+ * full. */
 static int flush_locked(struct zn_writer *w)
 {
     while (w->len > 0) {
@@ -183,14 +185,20 @@ size_t zn_writer_queued(struct zn_writer *w)
     return n;
 }
 
-uint64_t zn_writer_sent(struct zn_writer *w)
+uint64_t zn_writer_taken(struct zn_writer *w)
 {
     uint64_t n;
+    int queued = 0;
 
     pthread_mutex_lock(&w->lock);
     n = w->sent;
     pthread_mutex_unlock(&w->lock);
-    return n;
+#ifdef TIOCOUTQ
+    /* Linux's SIOCOUTQ: bytes in the send queue, not yet acknowledged. */
+    if (ioctl(w->fd, TIOCOUTQ, &queued) < 0)
+        queued = 0;
+#endif
+    return n - (uint64_t)queued;
 }
 
 void zn_writer_end(struct zn_writer *w, bool drop)

@@ -10,7 +10,7 @@
  * once (the socket's buffer nearly always has room); what the socket does
  * not take waits in the queue, oldest first, and the loop writes it when
  * the poller says the socket is writable again (zn_writer_flush(), with
- * writev(): many small replies, one system call). A reply sent from
+ * one sendmsg() for many small replies). A reply sent from
  * another thread is only queued, under the writer's lock, and its loop is
  * woken to write it (connection.c): two threads never write one socket.
  *
@@ -79,8 +79,14 @@ int zn_writer_flush(struct zn_writer *w);
 /* How many replies wait, whole or in part. */
 size_t zn_writer_queued(struct zn_writer *w);
 
-/* How many bytes have been written so far: the client's progress. */
-uint64_t zn_writer_sent(struct zn_writer *w);
+/*
+ * How many bytes the client has taken so far: written to the socket and
+ * no longer in its send queue (Linux: SIOCOUTQ; elsewhere, written). The
+ * kernel says a full socket is writable again only once a third of its
+ * buffer is free, which takes seconds for a client that reads slowly but
+ * steadily; this counter moves all along.
+ */
+uint64_t zn_writer_taken(struct zn_writer *w);
 
 /*
  * No more replies: later sends fail with -EPIPE. With drop (an abort),
