@@ -19,9 +19,11 @@
  *     MaxMsgChanLen   1024             replies a connection's outgoing
  *                                      channel holds (v0.7), 1 to 1048576
  *     WorkerPoolSize  10               worker threads (v0.8), 0 to 1024;
- *                                      0 handles requests in the reader
+ *                                      from v1.1 each an event loop, and
+ *                                      0 serves everyone on the main thread
  *     MaxWorkerTaskLen 1024            requests one worker's queue holds
- *                                      (v0.8), 1 to 1048576
+ *                                      (v0.8), 1 to 1048576; read but
+ *                                      unused from v1.1: no queue
  *
  * Name and Version appear in log lines, so they may not hold control
  * characters: a newline in them could forge a "listening on" line.

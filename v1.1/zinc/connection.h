@@ -1,14 +1,16 @@
 /*
  * connection -- one client connection as an object.
  *
- * A zn_conn carries an id, its remote address and a closed flag. The
- * connection's reader thread reads one TLV message at a time (datapack.h)
- * and hands it to the code that made the connection, through a callback;
- * the server's callback submits it to the message handler, whose worker
- * (v0.8) picks the router for its id. From v0.7 replies go out through the
- * connection's writer (writer.h): zn_conn_send_msg() writes a reply at once
- * when the socket has room and nothing else waits, and otherwise queues it
- * on the outgoing channel for the writer thread.
+ * A zn_conn carries an id, its remote address and a closed flag. In v1.1
+ * it has no thread of its own: it belongs to one event loop (loop.h), a
+ * worker's, for its whole life. When the loop's poller says its socket is
+ * readable, it reads what has arrived into an input buffer, cuts out every
+ * whole TLV message (datapack.h) and hands each to the code that made the
+ * connection, through a callback, which routes it at once on the loop's
+ * thread. Replies go out through the connection's writer (writer.h):
+ * zn_conn_send_msg() writes a reply at once when the socket has room and
+ * nothing else waits; otherwise it waits in the output queue, and the loop
+ * writes it when the socket is writable again.
  *
  * The connection knows nothing of the server, the message handler or the
  * request type: it calls down (the socket, the message, the writer) and
@@ -16,20 +18,19 @@
  * passed the `data` pointer given with them, as libuv's handles do. So it
  * can be read, and tested, on its own.
  *
- * Several threads now touch one connection, so it is reference counted: the
- * reader holds a reference, and so may any other thread that keeps the
- * pointer (zn_conn_hold()), such as a request waiting in a worker's queue;
- * the reader joins the writer thread before it drops its own. The last
- * zn_conn_release() closes the socket and frees the connection; nobody
- * frees it under a thread that may still use it.
+ * Other threads may still touch a connection (a router that keeps it, a
+ * thread of the user's), so it is reference counted: its loop holds a
+ * reference, and so may any other thread that keeps the pointer
+ * (zn_conn_hold()). The last zn_conn_release() closes the socket and frees
+ * the connection; nobody frees it under a thread that may still use it.
  *
  * A connection ends one of two ways. Gracefully, when the client closes
- * its side: every request already read is handled, every reply already
- * queued is written, then the socket closes. By abort, when a read or a
- * write fails, a message is too large or someone calls zn_conn_stop():
- * the socket is shut down both ways at once, queued replies are dropped,
- * and both threads wake up and end. Requests still waiting for a worker
- * count as read: a graceful end waits for them.
+ * its side: every request already read has been handled, every reply
+ * still waiting is written, then the socket is shut down. By abort, when
+ * a read or a write fails, a message is too large, the client is too slow
+ * or someone calls zn_conn_stop(): the socket is shut down both ways at
+ * once and the replies waiting are dropped. Either way the loop then runs
+ * on_conn_stop and lets the connection go.
  *
  * From v1.0 a connection carries properties (properties.h): string keys,
  * byte-string values, for the routers and hooks to remember things about
@@ -49,28 +50,27 @@ struct zn_conn;
 
 /*
  * Stop the connection (abort): mark it closed, shut the socket down both
- * ways (which wakes the reader blocked in read() and the writer blocked in
- * write()), abort the writer (which wakes its thread waiting for a reply
- * and any thread waiting for room in the channel), and log "conn N
- * closed". Replies still queued are dropped. Idempotent: only the first
- * call has an effect, so a router, the reader and the writer may all call
- * it. Safe from any thread that holds a reference.
+ * ways, drop the replies still waiting, log "conn N closed", and have its
+ * loop end it (at once on the loop's thread, or woken from another).
+ * Idempotent: only the first call has an effect. Safe from any thread
+ * that holds a reference.
  */
 void zn_conn_stop(struct zn_conn *conn);
 
 /*
  * Send one message: pack the header and len bytes of data into one buffer
- * and hand it to the writer (writer.h), which writes it at once or queues
- * it, whole and in order. A worker serves many clients and must not wait
- * for one that does not read: when MaxMsgChanLen replies already wait,
- * the send waits at most ZN_SEND_WAIT_MS, then stops the connection as too
- * slow (one WARN line) and returns -ETIMEDOUT (writer.h says how rarely
- * that can happen). Returns 0 once written or queued, -EPIPE when the
+ * and hand it to the writer (writer.h). On the connection's loop thread it
+ * is written at once when nothing waits; from any other thread it is
+ * queued and the loop is woken to write it: whole and in order either
+ * way. Never waits: a loop serves many clients and must not wait for one
+ * that does not read. When ZN_WRITER_LIMIT(MaxMsgChanLen) replies already
+ * wait, the connection is stopped as too slow (one WARN line) and the send
+ * returns -ENOBUFS. Returns 0 once written or queued, -EPIPE when the
  * connection is closed or its replies have ended, -ENOMEM or -EMSGSIZE
- * when the message cannot be packed, or the negative errno of a direct
- * write that failed (the connection is then stopped). A write by the
- * writer thread that fails later stops the connection and is logged; the
- * sender is not told. Safe from any thread that holds a reference.
+ * when the message cannot be packed, or the negative errno of a write
+ * that failed (the connection is then stopped). A later write that fails
+ * stops the connection and is logged; the sender is not told. Safe from
+ * any thread that holds a reference.
  */
 int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
                      uint32_t len);
@@ -86,8 +86,9 @@ void zn_conn_hold(struct zn_conn *conn);
 void zn_conn_release(struct zn_conn *conn);
 
 /*
- * The socket (Go: GetTCPConnection). Only the writer writes to it: a
- * write of your own could land in the middle of a queued reply.
+ * The socket (Go: GetTCPConnection), non-blocking in v1.1. Only the writer
+ * writes to it: a write of your own could land in the middle of a queued
+ * reply.
  */
 int zn_conn_fd(const struct zn_conn *conn);
 

@@ -2,9 +2,9 @@
  * connmgr -- the connection manager: every live connection of a server,
  * by id (zinx: ConnManager).
  *
- * The server adds a connection when it accepts it and the connection's
- * reader removes it when it ends, so len() is the number of connections
- * whose reader has not finished: what MaxConn limits. At stop, clear()
+ * The server adds a connection when it accepts it and removes it when
+ * the connection's loop has ended it, so len() is the number of
+ * connections a loop still serves: what MaxConn limits. At stop, clear()
  * stops them all.
  *
  * A map from id to connection behind a pthread_rwlock_t, Go's
@@ -63,8 +63,7 @@ size_t zn_connmgr_len(struct zn_connmgr *m);
 /*
  * Stop (abort) every listed connection: copy the list, with a reference
  * each, under the read lock, then call zn_conn_stop() on each with no lock
- * held. The connections stay listed until their readers end and remove
- * them. Returns the number of connections stopped, or -ENOMEM when the
+ * held. The connections stay listed until their loops have ended them. Returns the number of connections stopped, or -ENOMEM when the
  * copy could not be made (nothing was stopped; try again).
  */
 int zn_connmgr_clear(struct zn_connmgr *m);

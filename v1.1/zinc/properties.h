@@ -4,7 +4,8 @@
  * to remember things about a client (a name, a session, what it asked
  * for).
  *
- * Routers run on workers and hooks on the reader, so the map sits behind
+ * Routers and hooks run on the connection's loop, but any thread that
+ * holds a reference may use them too, so the map sits behind
  * a read-write lock (Go: sync.RWMutex), and no pointer into it ever
  * leaves the lock: get hands out a copy. Users reach it through the
  * zn_conn_*_property() calls of connection.h.

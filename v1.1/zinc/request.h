@@ -2,9 +2,10 @@
  * request -- what a router is handed: the connection a message came from,
  * and the message.
  *
- * From v0.8 a request may wait in a worker's queue while the reader reads
- * on, so it lives on the heap, and nobody outside request.c needs to know
- * what is in it: the struct is opaque, read through the getters below.
+ * From v0.8 a request could wait in a worker's queue, so it lives on the
+ * heap, and nobody outside request.c needs to know what is in it: the
+ * struct is opaque, read through the getters below. (In v1.1 the loop
+ * that reads it handles it at once.)
  */
 #ifndef ZN_REQUEST_H
 #define ZN_REQUEST_H

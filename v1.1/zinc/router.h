@@ -56,8 +56,9 @@ extern const struct zn_router_ops zn_base_router_ops;
 /*
  * Run req through router: pre_handle, handle, post_handle, each taken from
  * router->ops or, when NULL there, from zn_base_router_ops. Called on the
- * thread that handles the request: a worker, or the connection's reader
- * when WorkerPoolSize is 0.
+ * connection's loop thread: a worker, or the main thread when
+ * WorkerPoolSize is 0. A router that blocks stalls every connection of
+ * that loop.
  */
 void zn_router_dispatch(struct zn_router *router, struct zn_request *req);
 

@@ -2,15 +2,16 @@
  * server -- the zinc server: resolve an address, listen, accept clients.
  *
  * The main thread accepts; every client becomes a zn_conn (connection.h)
- * with a reader thread of its own, and every connection hands each message
- * it reads to the router added for that message's id with
- * zn_server_add_router().
+ * served by one of the workers' event loops (msghandler.h, loop.h), and
+ * every connection hands each message it reads to the router added for
+ * that message's id with zn_server_add_router(). No thread belongs to a
+ * connection: the server runs WorkerPoolSize + 1 threads, however many
+ * clients it has.
  *
  * From v0.9 the server keeps its connections in a manager (connmgr.h),
  * turns away clients over MaxConn, runs the on_conn_start and
- * on_conn_stop hooks, joins every reader thread that ends, and stops with
- * clients connected: every connection closed, every hook run once, every
- * thread joined.
+ * on_conn_stop hooks, and stops with clients connected: every connection
+ * closed, every hook run once, every thread joined.
  */
 #ifndef ZN_SERVER_H
 #define ZN_SERVER_H
@@ -46,7 +47,7 @@ int zn_server_add_router(struct zn_server *s, uint32_t msg_id,
                          struct zn_router *router);
 
 /*
- * Set the hook run on every new connection's reader thread before it reads
+ * Set the hook run on every new connection's loop thread before it reads
  * the first message (Go: SetOnConnStart), or NULL for none. It may send
  * (zn_conn_send_msg()): nothing else can have been sent yet. Call before
  * zn_server_serve().
@@ -56,7 +57,7 @@ void zn_server_set_on_conn_start(struct zn_server *s, zn_conn_hook hook,
 
 /*
  * Set the hook run exactly once for every connection whose on_conn_start
- * ran, on its reader thread, once it has ended, whatever ended it (the
+ * ran, on its loop thread, once it has ended, whatever ended it (the
  * client left, an error, a router's zn_conn_stop(), the server stopping),
  * before its socket is closed (Go: SetOnConnStop), or NULL for none. The
  * connection can still be read, but no reply will go out any more. Call
@@ -81,13 +82,13 @@ void zn_server_stop(struct zn_server *s);
 
 /*
  * Start the server, then accept clients until SIGINT, SIGTERM or
- * zn_server_stop(). This is Go's `select {}`: the calling thread stays here.
- * Meanwhile it admits at most MaxConn connections at a time and joins the
- * reader of every connection that ends. Then it stops: it closes the
- * listening socket, stops every connection, waits until every on_conn_stop
- * has run and joins every reader (each joins its writer) and worker.
- * Returns 0 after a clean stop, or a negative errno: that of
- * zn_server_start(), or of poll() if the loop fails.
+ * zn_server_stop(). This is Go's `select {}`: the calling thread stays here,
+ * running the main loop, which accepts (and, with WorkerPoolSize 0, serves
+ * every connection too). Meanwhile it admits at most MaxConn connections
+ * at a time. Then it stops: it closes the listening socket, stops every
+ * connection, waits until every on_conn_stop has run, and stops and joins
+ * every worker. Returns 0 after a clean stop, or a negative errno: that of
+ * zn_server_start(), or of the poller if the main loop fails.
  *
  * Signals: call it from the main thread. It installs handlers for SIGINT
  * and SIGTERM before the "listening on" line, and every thread the server
