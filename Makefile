@@ -9,6 +9,7 @@
 #                                 (BENCH_CONNS="1 100 1000" by default)
 #   make SAN=address,undefined    build (and test) with ASan + UBSan
 #   make SAN=thread               build (and test) with ThreadSanitizer
+#   make test STAGE=v1.1 POLLER=poll   v1.1 with poll() instead of epoll
 #   make test VALGRIND=1          run every server under valgrind
 #   make compile_commands.json    for clangd and other editors' tooling
 #   make clean
