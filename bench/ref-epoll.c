@@ -524,8 +524,8 @@ static int usage(const char *prog)
 }
 
 /*
- * Open every loop, print the line scripts wait for, start loops 1 to N-1 on
- * threads of their own and run loop 0 here; once they have all returned,
+ * Open every loop, start loops 1 to N-1 on threads of their own, print the
+ * line scripts wait for and run loop 0 here; once they have all returned,
  * join them and close everything.
  */
 int main(int argc, char **argv)
@@ -555,8 +555,6 @@ int main(int argc, char **argv)
         if (loop_open(&loops[i], i, nloops, sig_fd, &port) < 0)
             goto out;
     }
-    zn_notice("ref-epoll listening on 127.0.0.1:%u", port);
-
     rc = 0;
     for (unsigned i = 1; i < nloops; i++) {
         char name[24]; /* "ref-loop-255" and room to spare */
@@ -573,6 +571,8 @@ int main(int argc, char **argv)
         }
         loops[i].started = true;
     }
+    if (rc == 0) /* every loop runs, or is about to: ready */
+        zn_notice("ref-epoll listening on 127.0.0.1:%u", port);
     loops[0].rc = serve(&loops[0]);
     for (unsigned i = 0; i < nloops; i++) {
         if (loops[i].started)
