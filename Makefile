@@ -6,7 +6,8 @@
 #   make test [STAGE=v0.3]        run the black-box suite (all built stages)
 #   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
 #   make bench [QUICK=1]          measure v0.5 on against a reference server
-#                                 (BENCH_CONNS="1 100 1000" by default)
+#                                 (BENCH_CONNS="1 100 1000", BENCH_MANY=5000
+#                                 by default; BENCH_WORKERS="0 1 2 ncpu")
 #   make SAN=address,undefined    build (and test) with ASan + UBSan
 #   make SAN=thread               build (and test) with ThreadSanitizer
 #   make test STAGE=v1.1 POLLER=poll   v1.1 with poll() instead of epoll
@@ -46,11 +47,13 @@ client:
 
 # A benchmark, not a test: it measures a plain build (no SAN=), and its
 # numbers mean something only next to each other, from one run. QUICK=1,
-# BENCH_CONNS="1 100 5000", BENCH_MANY=N and BENCH_EXTRA="name=path ..."
+# BENCH_CONNS="1 100 5000", BENCH_MANY="5000 10000", BENCH_WORKERS="0 1 2
+# 10 ncpu" (v1.1's WorkerPoolSize sweep) and BENCH_EXTRA="name=path ..."
 # become bench/run.py's options (python3 bench/run.py --help).
 BENCH_OPTS = $(if $(filter-out 0,$(QUICK)),--quick) \
 	$(if $(BENCH_CONNS),--conns $(BENCH_CONNS)) \
 	$(if $(BENCH_MANY),--many $(BENCH_MANY)) \
+	$(if $(BENCH_WORKERS),--workers $(BENCH_WORKERS)) \
 	$(foreach e,$(BENCH_EXTRA),--extra '$(e)')
 
 bench: common $(STAGES) bench-tools

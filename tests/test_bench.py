@@ -1,9 +1,12 @@
 """Smoke tests of the benchmark's load generator, bench/build/zn-load: that
 it measures, that it notices a wrong reply, that it refuses bad arguments,
 that its idle mode holds connections until told to stop, and that it reads
-and checks the greeting of v0.9 on (-g) before its first request. The
-benchmark itself (`make bench`) is not a test; only how bench/run.py
-chooses zn-load's options per stage is.
+and checks the greeting of v0.9 on (-g) before its first request. Then the
+reference server's event loops (ref-epoll -t N): a thread and a listening
+socket each, clients on every loop, one signal stops them all, bad -t
+values refused. The benchmark itself (`make bench`) is not a test; only
+how bench/run.py chooses its servers, zn-load's options per stage and the
+reference server each row is compared with.
 
 These tests take no `stage` argument: they run once, against the v0.6 demo
 server (msg id 0 -> id 0 "ping...ping...ping"), bench/build/ref-epoll and
@@ -12,6 +15,7 @@ with `make -C bench`."""
 
 import importlib.util
 import json
+import os
 import re
 import select
 import signal
@@ -19,14 +23,17 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from support.build import ROOT, sanitizer, stage_dir
 from support.launcher import BAD_LOG_RE, Server, server_command
-from support.proc import thread_count, wait_until
+from support.proc import (fd_table, listening_sockets, proc_status,
+                          thread_count, thread_names, wait_until)
 from support.stages import PING
-from support.wire import HEADER, recv_exact
+from support.wire import (HEADER, connect, is_closed, pack, read_frame,
+                          recv_exact)
 
 ZN_LOAD = ROOT / "bench" / "build" / "zn-load"
 REF_EPOLL = ROOT / "bench" / "build" / "ref-epoll"
@@ -406,3 +413,240 @@ def test_run_py_expects_the_greeting_from_v09_on():
     assert run.expect_args("v1.0") == ["-r", "0"] + greet
     assert run.stage_of("v0.10") > run.stage_of("v0.9")
     assert run.stage_of("v1.0") > run.stage_of("v0.10")
+
+
+# ---- ref-epoll -t N: N event loops, a thread each
+
+REF_HELLO = b"Hello Zinc Router ref-epoll"
+LOOP_CONNS = 60  # connections spread over the loops: each gets some
+
+
+@pytest.fixture
+def start_ref(tmp_path):
+    """A factory: start_ref(*args, env=None) starts bench/build/ref-epoll
+    with the arguments and port 0 and returns it once listening. On
+    teardown each one still running must exit 0 after SIGTERM, and no log
+    may hold a sanitizer report."""
+    if not REF_EPOLL.exists():
+        pytest.skip("bench/build/ref-epoll is missing: run `make -C bench`")
+    refs = []
+
+    def start(*args, env=None):
+        workdir = tmp_path / f"ref-{len(refs)}"
+        workdir.mkdir()
+        ref = Server([str(REF_EPOLL), *map(str, args), "0"], workdir,
+                     env=env)
+        refs.append(ref)
+        return ref.wait_listening()
+
+    yield start
+    assert [p for ref in refs for p in ref.finish()] == []
+
+
+def epoll_sizes(pid):
+    """How many descriptors each epoll instance of the process watches,
+    from /proc/PID/fdinfo (a `tfd:` line each), smallest first."""
+    sizes = []
+    for fd, (_, target) in fd_table(pid).items():
+        if target == "anon_inode:[eventpoll]":
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+            sizes.append(len(re.findall(r"^tfd:", info, re.M)))
+    return sorted(sizes)
+
+
+@pytest.mark.parametrize("loops", [1, 2, 3])
+def test_ref_epoll_loops_serve_many_connections(start_ref, loops):
+    """With -t N each of N epoll instances watches its listening socket,
+    the signalfd and clients of its own, and every client gets its ping
+    and hello replies, sent as two frames in one write."""
+    ref = start_ref("-t", loops)
+    socks = [connect(ref.port) for _ in range(LOOP_CONNS)]
+    try:
+        for s in socks:
+            s.sendall(pack(0, b"x" * 581) + pack(1, b"hi"))
+        for s in socks:
+            assert read_frame(s) == (0, PING)
+            assert read_frame(s) == (1, REF_HELLO)
+        sizes = epoll_sizes(ref.pid)
+        assert len(sizes) == loops
+        assert sum(sizes) == LOOP_CONNS + 2 * loops
+        assert sizes[0] > 2, f"a loop took no client: {sizes}"
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_measures_ref_epoll_with_two_loops(zn_load, start_ref):
+    ref = start_ref("-t", 2)
+    rc, result, _ = run_load(zn_load, "-d", 1, "-w", 0.2, "-c", 200,
+                             f"127.0.0.1:{ref.port}")
+    assert rc == 0
+    assert result["errors"] == 0
+    assert result["connections"] == 200
+    assert result["messages"] > 1000
+
+
+@pytest.mark.parametrize("loops", [1, 2, 3])
+def test_ref_epoll_runs_a_thread_per_loop(start_ref, loops):
+    """-t N: the main thread runs loop 0 and N-1 threads ref-loop-1 ...
+    the others, each with a listening socket of its own on the one port;
+    as many threads with 100 clients as with none."""
+    ref = start_ref("-t", loops)
+
+    def check_threads():
+        names = sorted(thread_names(ref.pid).values())
+        assert [n for n in names if n.startswith("ref-loop-")] == \
+            [f"ref-loop-{i}" for i in range(1, loops)]
+        threads = proc_status(ref.pid, "Threads")
+        if built_with_tsan() and loops > 1:
+            # ThreadSanitizer may have started a helper thread of its own.
+            assert threads in (loops, loops + 1)
+        else:
+            assert threads == loops
+
+    check_threads()
+    assert list(listening_sockets(ref.pid).values()) == [ref.port] * loops
+    socks = [connect(ref.port) for _ in range(100)]
+    try:
+        for s in socks:
+            s.sendall(pack(0))
+        for s in socks:
+            assert read_frame(s) == (0, PING)
+        check_threads()
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGTERM", "SIGINT"])
+def test_ref_epoll_loops_stop_on_a_signal(start_ref, sig):
+    """Every loop stops on one signal, with clients connected, some of
+    them in the middle of a frame: exit status 0 within 2 s, each client
+    closed."""
+    ref = start_ref("-t", 3)
+    socks = [connect(ref.port) for _ in range(30)]
+    try:
+        for i, s in enumerate(socks):
+            s.sendall(pack(0) + (HEADER.pack(10, 0) if i % 2 else b""))
+        for s in socks:
+            assert read_frame(s) == (0, PING)
+        start = time.monotonic()
+        assert ref.stop(sig, timeout=5) == 0, ref.text()
+        assert time.monotonic() - start < 2.0
+        assert "ref-epoll stopped" in ref.text()
+        assert all(is_closed(s, timeout=1) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("args", [["-t", "0", "0"], ["-t", "-1", "0"],
+                                  ["-t", "x", "0"], ["-t", "", "0"],
+                                  ["-t", "257", "0"],
+                                  ["-t", "99999999999999999999", "0"],
+                                  ["0", "-t"], ["-t", "2", "0", "0"],
+                                  ["70000"]],
+                         ids=["t0", "t-1", "tx", "tempty", "t257", "thuge",
+                              "t-without-n", "two-ports", "bad-port"])
+def test_ref_epoll_bad_arguments_exit_2_with_usage(args):
+    if not REF_EPOLL.exists():
+        pytest.skip("bench/build/ref-epoll is missing: run `make -C bench`")
+    proc = subprocess.run([str(REF_EPOLL), *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=10)
+    print(f"---- ref-epoll {' '.join(args)} (exit {proc.returncode})\n"
+          f"{proc.stdout}{proc.stderr}")
+    assert proc.returncode == 2
+    assert "usage: " in proc.stderr
+    assert "listening on" not in proc.stderr
+
+
+# ---- bench/run.py: the event-loop stage's variants, ref-tN
+
+def test_run_py_compares_a_server_with_the_ref_of_as_many_loops():
+    """v1.1-wN is compared with ref-tN when that was measured, WorkerPool
+    Size 0 (one loop, on the main thread) and 1 with ref, a reference
+    server with itself, everything else with ref; the caption says so."""
+    run = load_run_py()
+    names = ["v1.0", "v1.1", "v1.1-w0", "v1.1-w1", "v1.1-w2", "v1.1-w10",
+             "ref", "ref-t2"]
+    assert {n: run.ref_of(n, names) for n in names} == {
+        "v1.0": "ref", "v1.1": "ref", "v1.1-w0": "ref", "v1.1-w1": "ref",
+        "v1.1-w2": "ref-t2", "v1.1-w10": "ref", "ref": "ref",
+        "ref-t2": "ref-t2"}
+    assert run.ref_of("v1.1-w2", ["v1.1-w2", "ref"]) == "ref"
+
+    def cell(server, rtt, cpu):
+        return {"server": server, "conns": 100, "rtt": rtt, "cpu_us": cpu}
+
+    cells = [cell("v1.1-w0", 90, 6), cell("v1.1-w2", 150, 5),
+             cell("ref", 100, 4), cell("ref-t2", 200, 4)]
+    ratios = run.vs_ref(cells)
+    assert ratios[("v1.1-w0", 100)] == ("ref", 0.9, 1.5)
+    assert ratios[("v1.1-w2", 100)] == ("ref-t2", 0.75, 1.25)
+    assert ratios[("ref-t2", 100)] == ("ref-t2", 1.0, 1.0)
+    assert "v1.1-w2, ref-t2 over ref-t2; every other row over ref" in \
+        run.ref_caption(cells)
+
+
+def test_run_py_variants_are_their_stage():
+    """v1.1-w0 is stage v1.1: the greeting of v0.9 on is expected."""
+    run = load_run_py()
+    greet = ["-G", "2", "-g", "DoConnection BEGIN..."]
+    assert run.stage_of("v1.1-w0") == (1, 1)
+    assert run.expect_args("v1.1-w2") == ["-r", "0"] + greet
+    assert run.expect_args("ref-t2") == ["-r", "0"]
+
+
+def test_run_py_chooses_the_servers(monkeypatch):
+    """Next to an event-loop stage: its -w0 and -w2 variants, those of
+    --workers (ncpu: one per online CPU), and ref-t2; without one, the
+    servers of old and --workers refused. A many-connections cell takes
+    the newest stage, its variants and the reference servers."""
+    run = load_run_py()
+    assert run.server_names(["v0.5", "v1.0"], run.parse_args([])) == \
+        ["v0.5", "v1.0", "ref"]
+    with pytest.raises(SystemExit, match="--workers"):
+        run.server_names(["v1.0"], run.parse_args(["--workers", "1"]))
+
+    monkeypatch.setattr(run, "has_event_loop", lambda stage: stage == "v1.1")
+    opts = run.parse_args(["--workers", "1", "2", "10", "--extra", "x=/x"])
+    names = run.server_names(["v1.0", "v1.1"], opts)
+    assert names == ["v1.0", "v1.1", "v1.1-w0", "v1.1-w1", "v1.1-w2",
+                     "v1.1-w10", "x", "ref", "ref-t2"]
+    assert run.many_names(["v1.0", "v1.1"], names) == \
+        ["v1.1", "v1.1-w0", "v1.1-w1", "v1.1-w2", "v1.1-w10", "ref",
+         "ref-t2"]
+    ncpu = os.cpu_count()
+    assert run.parse_args(["--workers", "ncpu"]).workers == [ncpu]
+    assert run.parse_args(["--many", "5000", "10000"]).many == [5000, 10000]
+    assert run.parse_args(["--many", "0"]).many == []
+
+
+def test_run_py_starts_variants_and_ref_loops(tmp_path):
+    """ref-tN is ref-epoll -t N; vX.Y-wN is the stage's demo with
+    WorkerPoolSize N in its conf/zinc.json."""
+    run = load_run_py()
+    assert run.command("ref", tmp_path, {}, 100) == [str(REF_EPOLL), "0"]
+    assert run.command("ref-t2", tmp_path, {}, 100) == \
+        [str(REF_EPOLL), "-t", "2", "0"]
+    assert run.command("v1.0-w2", tmp_path, {}, 100) == \
+        [str(ROOT / "v1.0" / "build" / "server")]
+    conf = json.loads((tmp_path / "conf" / "zinc.json").read_text())
+    assert conf == {"TcpPort": 0, "WorkerPoolSize": 2}
+
+
+def test_run_py_skips_what_the_limits_forbid(monkeypatch):
+    """A count past the hard descriptor limit, or past zn-load's, is
+    skipped with the reason, once for every server."""
+    run = load_run_py()
+    monkeypatch.setattr(run, "NOFILE", 5000)
+    skipped = []
+    opts = run.parse_args([])
+    assert run.runnable(["v1.0", "ref"], 4000, opts, skipped) == \
+        ["v1.0", "ref"]
+    assert run.runnable(["v1.0", "ref"], 10000, opts, skipped) == []
+    assert run.runnable(["ref"], 30000, opts, skipped) == []
+    assert len(skipped) == 2
+    assert "hard limit is 5,000" in skipped[0]
+    assert "zn-load opens at most 20,000" in skipped[1]
