@@ -6,6 +6,7 @@ drops a request; a client that does not read loses its own connection
 after a short wait instead of stalling the worker for everyone; a client
 that half-closes still gets every reply; nothing leaks."""
 
+import os
 import random
 import re
 import socket
@@ -21,7 +22,7 @@ from support.demo import (conn_id, live_conns, open_conn, roundtrip,
 from support.launcher import BAD_LOG_RE, LISTEN_RE, START_TIMEOUT, slowdown
 from support.proc import (fd_count, proc_status, thread_count, thread_names,
                           wait_until)
-from support.stages import PING, ping_reply
+from support.stages import PING, has, ping_reply
 from support.wire import (HEADER, connect, is_closed, pack, read_frame,
                           recv_exact, reset_close)
 
@@ -71,6 +72,14 @@ def expected_workers(n):
     return sorted(f"zn-worker-{i}" for i in range(n))
 
 
+def default_workers(stage):
+    """WorkerPoolSize when the configuration does not set it: zinx's 10,
+    and from v1.1 one event loop per online CPU."""
+    if has(stage, "event_loop"):
+        return os.sysconf("SC_NPROCESSORS_ONLN")
+    return 10
+
+
 def baseline(srv, nworkers):
     """The server's thread count once its nworkers workers carry their
     names (the server names them before its `listening on` line; the wait
@@ -87,12 +96,13 @@ def baseline(srv, nworkers):
 @pytest.mark.parametrize("size", [None, 3, 0], ids=["default", "3", "0"])
 def test_worker_threads_start_with_the_server(stage, start_server, size):
     """WorkerPoolSize threads named zn-worker-0 .. zn-worker-(size-1) exist
-    once the server listens (default 10; 0: none), and besides the main
+    once the server listens (default 10, from v1.1 one per online CPU; 0:
+    none), and besides the main
     thread nothing else; the log says how many started, and the pool stays
     the same while clients come and go (their own reader and writer
     threads are counted elsewhere)."""
     srv = start_server(conf={} if size is None else {"WorkerPoolSize": size})
-    n = 10 if size is None else size
+    n = default_workers(stage) if size is None else size
     want = expected_workers(n)
     # Named before the ready line; the wait is a guard, not a need.
     assert wait_until(lambda: worker_names(srv.pid) == want, timeout=2.0), \
@@ -427,10 +437,11 @@ def test_sigterm_while_50_clients_loop_is_clean(stage, start_server):
 def test_1000_connect_close_cycles_with_the_pool_leak_nothing(stage, server):
     """With the default pool, 1,000 clients come and go: a third close at
     once, a third after a round trip, a third reset after a round trip.
-    Threads and descriptors return to their baseline and the ten workers
-    are the same ten threads."""
+    Threads and descriptors return to their baseline and the workers are
+    the same threads."""
     pid = server.pid
-    base_threads, base_fds = baseline(server, 10), fd_count(pid)
+    base_threads = baseline(server, default_workers(stage))
+    base_fds = fd_count(pid)
     workers = {tid for tid, n in thread_names(pid).items()
                if n.startswith("zn-worker")}
     for i in range(1000):

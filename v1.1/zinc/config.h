@@ -18,8 +18,9 @@
  *                                      0 means no limit, at most 1 GiB
  *     MaxMsgChanLen   1024             replies a connection's outgoing
  *                                      channel holds (v0.7), 1 to 1048576
- *     WorkerPoolSize  10               worker threads (v0.8), 0 to 1024;
- *                                      from v1.1 each an event loop, and
+ *     WorkerPoolSize  online CPUs      worker threads (v0.8), 0 to 1024;
+ *                                      from v1.1 each an event loop, one
+ *                                      per CPU unless set (zinx: 10), and
  *                                      0 serves everyone on the main thread
  *     MaxWorkerTaskLen 1024            requests one worker's queue holds
  *                                      (v0.8), 1 to 1048576; read but
