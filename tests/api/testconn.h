@@ -11,10 +11,12 @@
  * handler, v0.6+; NULL for none); its reader is detached, since no server
  * is there to join it. From v1.1 a connection has no reader: it is
  * started on an event loop, one for the whole program, whose thread
- * test_conn_start() starts the first time. How a connection is made changed with the stages:
- * v0.5 takes a router, and from v0.6 the connection takes the callbacks
- * through which it reports to its maker (connection.h), which is what the
- * server plays here. ZN_STAGE_MINOR comes from build_api() in
+ * test_conn_start() starts the first time.
+ *
+ * How a connection is made changed with the stages: v0.5 takes a router,
+ * and from v0.6 the connection takes the callbacks through which it
+ * reports to its maker (connection.h), which is what the server plays
+ * here. ZN_STAGE_MINOR comes from build_api() in
  * tests/support/build.py.
  */
 #ifndef ZN_TESTCONN_H

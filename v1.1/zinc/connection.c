@@ -206,14 +206,14 @@ static void slow_check(void *arg);
 static void rewatch(struct zn_conn *c)
 {
     bool waiting = zn_writer_queued(c->writer) > 0;
-    unsigned want = (c->paused || c->eof ? 0 : ZN_READABLE) |
-                    (waiting ? ZN_WRITABLE : 0);
+    unsigned want =
+        (c->paused || c->eof ? 0 : ZN_READABLE) | (waiting ? ZN_WRITABLE : 0);
     int rc;
 
     if (waiting && !c->slow.armed) {
         c->taken_mark = zn_writer_taken(c->writer);
-        zn_loop_timer_start(c->loop, &c->slow, ZN_WRITE_TIMEOUT_MS,
-                            slow_check, c);
+        zn_loop_timer_start(c->loop, &c->slow, ZN_WRITE_TIMEOUT_MS, slow_check,
+                            c);
     }
     if (want == c->watched)
         return;
@@ -239,8 +239,8 @@ static void flush(struct zn_conn *c)
         conn_failed(c, "send", -rc);
         return;
     }
-    if (c->paused &&
-        zn_writer_queued(c->writer) <= ZN_WRITER_BUSY(zn_global.max_msg_chan_len) / 2) {
+    if (c->paused && zn_writer_queued(c->writer) <=
+                         ZN_WRITER_BUSY(zn_global.max_msg_chan_len) / 2) {
         c->paused = false;
         parse(c, c->in, c->in_len);
     }
@@ -353,8 +353,8 @@ static void at_eof(struct zn_conn *c)
 
     c->eof = true;
     if (c->in_len > 0 && c->in_len < ZN_HEADER_LEN)
-        zn_warn("conn %u: truncated header (%zu of %d bytes)", c->id,
-                c->in_len, ZN_HEADER_LEN);
+        zn_warn("conn %u: truncated header (%zu of %d bytes)", c->id, c->in_len,
+                ZN_HEADER_LEN);
     else if (c->in_len > 0 &&
              zn_datapack_unpack((unsigned char *)c->in, &id, &size) == 0)
         zn_warn("conn %u: truncated body (%zu of %u bytes)", c->id,

@@ -63,8 +63,9 @@ size_t zn_connmgr_len(struct zn_connmgr *m);
 /*
  * Stop (abort) every listed connection: copy the list, with a reference
  * each, under the read lock, then call zn_conn_stop() on each with no lock
- * held. The connections stay listed until their loops have ended them. Returns the number of connections stopped, or -ENOMEM when the
- * copy could not be made (nothing was stopped; try again).
+ * held. The connections stay listed until their loops have ended them.
+ * Returns the number of connections stopped, or -ENOMEM when the copy
+ * could not be made (nothing was stopped; try again).
  */
 int zn_connmgr_clear(struct zn_connmgr *m);
 

@@ -45,7 +45,7 @@ void zn_poller_free(struct zn_poller *p)
 int zn_poller_set(struct zn_poller *p, int fd, unsigned old, unsigned events)
 {
     struct epoll_event ev = {.data.fd = fd};
-    int op = old == 0 ? EPOLL_CTL_ADD
+    int op = old == 0      ? EPOLL_CTL_ADD
              : events == 0 ? EPOLL_CTL_DEL
                            : EPOLL_CTL_MOD;
 

@@ -283,7 +283,8 @@ static void on_signal(int sig)
 /*
  * The self-pipe trick: a signal handler may do almost nothing, so it
  * writes a byte to a pipe that the main loop watches next to the
- * listening socket. No flag to check, no race between checking a flag and blocking.
+ * listening socket. No flag to check, no race between checking a flag
+ * and blocking.
  */
 static void catch_signals(struct zn_server *s)
 {
@@ -313,8 +314,8 @@ static void clear_conns(void *data)
     struct zn_server *s = data;
 
     if (zn_connmgr_clear(s->conns) < 0)
-        zn_loop_timer_start(s->loop, &s->pause, ZN_ACCEPT_PAUSE_MS,
-                            clear_conns, s);
+        zn_loop_timer_start(s->loop, &s->pause, ZN_ACCEPT_PAUSE_MS, clear_conns,
+                            s);
 }
 
 /*
@@ -371,8 +372,8 @@ static void on_listener(int fd, unsigned events, void *data)
     int rc;
 
     (void)events;
-    rc = zn_loop_watch(s->loop, fd, pause < 0 ? ZN_READABLE : 0, on_listener,
-                       s);
+    rc =
+        zn_loop_watch(s->loop, fd, pause < 0 ? ZN_READABLE : 0, on_listener, s);
     if (rc < 0) /* no memory to watch it: try again later */
         pause = ZN_ACCEPT_PAUSE_MS;
     if (pause >= 0)
