@@ -25,6 +25,7 @@ a server, sent to from another thread) and conn_hooks.c (test_connmgr.py's
 demo with hooks that check themselves, and a router for big replies).
 """
 
+import os
 import re
 import resource
 import socket
@@ -49,7 +50,8 @@ from support.wire import (HEADER, TIMEOUT, connect, pack, read_frame,
 
 pytestmark = pytest.mark.has("event_loop")
 
-DEFAULT_POOL = 10  # WorkerPoolSize when the configuration does not say
+# WorkerPoolSize when the configuration does not say: one loop per online CPU.
+DEFAULT_POOL = os.sysconf("SC_NPROCESSORS_ONLN")
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ def assert_threads(stage, srv, want):
 @pytest.mark.parametrize("pool", [0, 2, None], ids=["0", "2", "default"])
 def test_threads_are_the_loops_whatever_the_clients(stage, start_server,
                                                     pool):
-    """WorkerPoolSize 0, 2 or the default (10): the server runs
+    """WorkerPoolSize 0, 2 or the default (one per CPU): the server runs
     WorkerPoolSize + 1 threads (the loops zn-worker-0.. and the main
     thread; with 0, the main thread alone) with no client, with 100 and
     with 1,000 clients connected, each greeted and served one round trip.
@@ -516,13 +518,14 @@ def unread_replies(srv, socks):
 
 def test_sigterm_with_10000_clients_exits_0_within_2_s(stage, start_server,
                                                        hooks_exe):
-    """tests/api/conn_hooks.c, the default WorkerPoolSize (10). 10,000
+    """tests/api/conn_hooks.c, the default WorkerPoolSize (one loop per
+    online CPU). 10,000
     clients connected and greeted (1,000 under a sanitizer, 50 under
     valgrind): 10% sent half a header, 10% a header and half its body, 4%
     pipelined 500 pings and read nothing, 1% asked for a 512 KiB reply
     and read nothing (a narrow receive path: the reply piles up in the
     server), the rest idle. With all of them connected the server still
-    runs 11 threads. SIGTERM: exit status 0 within 2 s (times
+    runs WorkerPoolSize + 1 threads. SIGTERM: exit status 0 within 2 s (times
     slowdown(stage) under a sanitizer or valgrind), the log's last word
     `[...] stopped` (every loop joined), `conn N stopped` exactly once for
     each of the ids that started, and no HOOKFAIL line (each on_conn_stop
@@ -594,11 +597,13 @@ def test_sigterm_with_10000_clients_exits_0_within_2_s(stage, start_server,
 
 # ---- 6. the poller backend --------------------------------------------------
 
-@pytest.mark.parametrize("pool", [2, None], ids=["2", "default"])
+@pytest.mark.parametrize("pool", [0, 2, None], ids=["0", "2", "default"])
 def test_the_log_names_the_poller_the_build_chose(stage, start_server, pool):
     """The server says which backend its loops use: `N workers started,
     each an event loop (epoll)`, or `(poll)` for a build with `make
-    POLLER=poll` (build/.flags then holds -DZN_POLLER_POLL). The log must
+    POLLER=poll` (build/.flags then holds -DZN_POLLER_POLL); without
+    workers, `no workers: the main thread's event loop (epoll) serves every
+    connection`. The log must
     name the backend the build chose, and the descriptors agree: with
     epoll every loop (the workers' and the main thread's) holds one epoll
     instance (anon_inode:[eventpoll]), with poll() none does."""
@@ -606,10 +611,12 @@ def test_the_log_names_the_poller_the_build_chose(stage, start_server, pool):
     srv = start_server(conf={} if pool is None else {"WorkerPoolSize": n})
     flags = (stage_dir(stage) / "build" / ".flags").read_text().split()
     want = "poll" if "-DZN_POLLER_POLL" in flags else "epoll"
-    m = re.search(r"(\d+) workers? started, each an event loop \((\w+)\)",
+    m = re.search(r"(\d+) workers? started, each an event loop \((\w+)\)"
+                  r"|(no) workers: the main thread's event loop \((\w+)\)",
                   srv.text())
     assert m, srv.text()
-    assert (int(m.group(1)), m.group(2)) == (n, want), \
+    said = (0, m.group(4)) if m.group(3) else (int(m.group(1)), m.group(2))
+    assert said == (n, want), \
         f"the log says {m.group(0)!r}; the build uses {want} " \
         f"({'with' if want == 'poll' else 'without'} -DZN_POLLER_POLL)"
     epolls = sum(1 for _, target in fd_table(srv.pid).values()

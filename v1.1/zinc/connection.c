@@ -167,6 +167,9 @@ static void conn_failed(struct zn_conn *c, const char *what, int err)
         zn_warn("conn %u: too slow: %zu replies waiting, stopping", c->id,
                 ZN_WRITER_LIMIT(zn_global.max_msg_chan_len));
     else if (err == ETIMEDOUT)
+        zn_warn("conn %u: too slow: %u replies waiting for %d ms, stopping",
+                c->id, zn_global.max_msg_chan_len, ZN_SEND_WAIT_MS);
+    else if (err == EAGAIN)
         zn_warn("conn %u: too slow: took nothing for %d ms, stopping", c->id,
                 ZN_WRITE_TIMEOUT_MS);
     else
@@ -259,7 +262,7 @@ static void slow_check(void *arg)
     if (zn_writer_queued(c->writer) == 0)
         return;
     if (zn_writer_taken(c->writer) == c->taken_mark) {
-        conn_failed(c, "send", ETIMEDOUT);
+        conn_failed(c, "send", EAGAIN);
         end(c);
         return;
     }
@@ -492,7 +495,7 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
                      uint32_t len)
 {
     struct zn_loop *loop = atomic_load(&c->loop);
-    bool own = loop != NULL && zn_loop_in_thread(loop);
+    enum zn_send_mode mode = ZN_SEND_WAIT;
     size_t size;
     char *buf;
     int rc;
@@ -502,10 +505,15 @@ int zn_conn_send_msg(struct zn_conn *c, uint32_t id, const void *data,
     buf = zn_datapack_pack(id, data, len, &size);
     if (buf == NULL)
         return -errno; /* ENOMEM, or EMSGSIZE */
-    /* On the loop's thread, write at once; from another, queue and kick. */
-    rc = zn_writer_send(c->writer, buf, size, own && c->started);
+    /* On the connection's loop, write at once; from another thread, queue
+     * and kick the loop. Only a thread that runs no loop may wait. */
+    if (loop != NULL && zn_loop_in_thread(loop) && c->started)
+        mode = ZN_SEND_NOW;
+    else if (zn_loop_thread())
+        mode = ZN_SEND_QUEUE;
+    rc = zn_writer_send(c->writer, buf, size, mode);
     if (rc == 1) {
-        if (own && c->started)
+        if (mode == ZN_SEND_NOW)
             rewatch(c);
         else
             kick(c);

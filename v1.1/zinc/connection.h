@@ -62,10 +62,13 @@ void zn_conn_stop(struct zn_conn *conn);
  * and hand it to the writer (writer.h). On the connection's loop thread it
  * is written at once when nothing waits; from any other thread it is
  * queued and the loop is woken to write it: whole and in order either
- * way. Never waits: a loop serves many clients and must not wait for one
- * that does not read. When ZN_WRITER_LIMIT(MaxMsgChanLen) replies already
- * wait, the connection is stopped as too slow (one WARN line) and the send
- * returns -ENOBUFS. Returns 0 once written or queued, -EPIPE when the
+ * way. A loop serves many clients and must not wait for one that does not
+ * read: on a loop's thread the send never waits, and when
+ * ZN_WRITER_LIMIT(MaxMsgChanLen) replies already wait, the connection is
+ * stopped as too slow (one WARN line) and the send returns -ENOBUFS. On any
+ * other thread it waits while MaxMsgChanLen replies wait, as in v1.0, at
+ * most ZN_SEND_WAIT_MS, then stops the connection as too slow and returns
+ * -ETIMEDOUT. Returns 0 once written or queued, -EPIPE when the
  * connection is closed or its replies have ended, -ENOMEM or -EMSGSIZE
  * when the message cannot be packed, or the negative errno of a write
  * that failed (the connection is then stopped). A later write that fails

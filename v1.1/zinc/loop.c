@@ -276,3 +276,8 @@ bool zn_loop_in_thread(const struct zn_loop *loop)
 {
     return current == loop;
 }
+
+bool zn_loop_thread(void)
+{
+    return current != NULL;
+}

@@ -103,4 +103,7 @@ void zn_loop_stop(struct zn_loop *loop);
 /* True on the thread that runs the loop. */
 bool zn_loop_in_thread(const struct zn_loop *loop);
 
+/* True on a thread that runs a loop, any loop: one that must not wait. */
+bool zn_loop_thread(void);
+
 #endif

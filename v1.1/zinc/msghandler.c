@@ -95,8 +95,12 @@ int zn_msghandler_start_workers(struct zn_msghandler *h)
     uint32_t n = zn_global.worker_pool_size;
     int rc = -ENOMEM;
 
-    if (n == 0)
+    if (n == 0) {
+        zn_info("no workers: the main thread's event loop (%s) serves "
+                "every connection",
+                zn_poller_name());
         return 0;
+    }
     h->workers = calloc(n, sizeof(*h->workers));
     if (h->workers == NULL)
         goto err;

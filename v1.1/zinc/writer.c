@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 /* Replies given to one sendmsg(); POSIX guarantees at least 16 (IOV_MAX). */
 #define ZN_WRITEV_MAX 64
@@ -24,7 +25,9 @@ struct zn_out {
 struct zn_writer {
     int fd; /* the socket, the caller's */
     size_t limit; /* replies that make a send fail */
+    size_t busy; /* replies that make a waiting send wait */
     pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t room; /* signalled when replies leave the queue */
     struct zn_out *q; /* the ring, NULL while empty and never used */
     size_t cap, head, len; /* slots, oldest slot, replies waiting */
     size_t offset; /* bytes of q[head] written already */
@@ -35,12 +38,19 @@ struct zn_writer {
 struct zn_writer *zn_writer_new(int fd, size_t cap)
 {
     struct zn_writer *w = calloc(1, sizeof(*w));
+    pthread_condattr_t attr;
 
     if (w == NULL)
         return NULL;
     w->fd = fd;
     w->limit = ZN_WRITER_LIMIT(cap);
+    w->busy = ZN_WRITER_BUSY(cap);
     pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&attr);
+    /* The monotonic clock: setting the date must not cut a wait short. */
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->room, &attr);
+    pthread_condattr_destroy(&attr);
     return w;
 }
 
@@ -119,24 +129,49 @@ static int flush_locked(struct zn_writer *w)
             w->head = (w->head + 1) % w->cap;
             w->len--;
             w->offset = 0;
+            pthread_cond_broadcast(&w->room); /* room for a waiting send */
         }
     }
     drop_all(w); /* frees the empty ring */
     return 0;
 }
 
-int zn_writer_send(struct zn_writer *w, char *buf, size_t size, bool direct)
+/*
+ * ZN_SEND_WAIT: wait while busy replies wait, at most ZN_SEND_WAIT_MS.
+ * Returns 0 when there is room (or the writer ended), -ETIMEDOUT.
+ */
+static int wait_for_room(struct zn_writer *w)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_nsec += (long)ZN_SEND_WAIT_MS * 1000000L;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    while (!w->ended && w->len >= w->busy) {
+        if (pthread_cond_timedwait(&w->room, &w->lock, &deadline) ==
+                ETIMEDOUT &&
+            !w->ended && w->len >= w->busy)
+            return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+int zn_writer_send(struct zn_writer *w, char *buf, size_t size,
+                   enum zn_send_mode mode)
 {
     size_t done = 0;
-    int rc;
+    int rc = 0;
 
     pthread_mutex_lock(&w->lock);
-    if (w->ended || w->len >= w->limit) {
+    if (mode == ZN_SEND_WAIT)
+        rc = wait_for_room(w);
+    if (rc == 0 && (w->ended || w->len >= w->limit))
         rc = w->ended ? -EPIPE : -ENOBUFS;
+    if (rc < 0)
         goto out;
-    }
     /* Nothing waits: try the socket first, the usual case. */
-    while (direct && w->len == 0 && done < size) {
+    while (mode == ZN_SEND_NOW && w->len == 0 && done < size) {
         ssize_t r = send(w->fd, buf + done, size - done, MSG_NOSIGNAL);
 
         if (r < 0) {
@@ -207,6 +242,7 @@ void zn_writer_end(struct zn_writer *w, bool drop)
     w->ended = true;
     if (drop)
         drop_all(w);
+    pthread_cond_broadcast(&w->room); /* waiting sends fail now */
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -215,6 +251,7 @@ void zn_writer_free(struct zn_writer *w)
     if (w == NULL)
         return;
     drop_all(w);
+    pthread_cond_destroy(&w->room);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }

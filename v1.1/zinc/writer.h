@@ -22,12 +22,15 @@
  *   - while ZN_WRITER_BUSY(MaxMsgChanLen) replies wait, the connection
  *     reads no more requests from its client (backpressure on that client
  *     only), and reads again once fewer than half that wait;
- *   - a send that finds ZN_WRITER_LIMIT(MaxMsgChanLen) replies waiting
- *     anyway (a router answering one request with many replies) fails
- *     with -ENOBUFS;
+ *   - a send from a loop's thread that finds ZN_WRITER_LIMIT(MaxMsgChanLen)
+ *     replies waiting anyway (a router answering one request with many
+ *     replies) fails with -ENOBUFS;
+ *   - a thread that is no loop's serves nobody else, so its send waits
+ *     while MaxMsgChanLen replies wait, as in v1.0, at most
+ *     ZN_SEND_WAIT_MS, then fails with -ETIMEDOUT;
  *   - a client that takes no byte for ZN_WRITE_TIMEOUT_MS while replies
  *     wait for it is stopped.
- * The last two stop the connection as too slow.
+ * The last three stop the connection as too slow.
  */
 #ifndef ZN_WRITER_H
 #define ZN_WRITER_H
@@ -43,31 +46,47 @@
 #define ZN_WRITER_LIMIT(cap) (4 * (size_t)(cap))
 
 /*
+ * How long a send from a thread that runs no loop waits for room while
+ * MaxMsgChanLen replies wait, before it gives up on the client as too
+ * slow.
+ */
+#define ZN_SEND_WAIT_MS 100
+
+/*
  * How long a client may take no byte of the replies that wait for it
  * before it is stopped as too slow.
  */
 #define ZN_WRITE_TIMEOUT_MS 500
 
+/* Who sends, and so what zn_writer_send() may do. */
+enum zn_send_mode {
+    ZN_SEND_NOW, /* the connection's loop: write at once, never wait */
+    ZN_SEND_QUEUE, /* another loop: queue for the connection's, never wait */
+    ZN_SEND_WAIT, /* any other thread: queue, waiting for room if need be */
+};
+
 struct zn_writer;
 
 /*
  * The output queue of the non-blocking socket fd (which stays the
- * caller's), failing sends once ZN_WRITER_LIMIT(cap) replies wait. It
- * allocates nothing until a reply has to wait. Returns NULL with errno
- * ENOMEM.
+ * caller's), for a connection whose MaxMsgChanLen is cap (the limits
+ * above). It allocates nothing until a reply has to wait. Returns NULL
+ * with errno ENOMEM.
  */
 struct zn_writer *zn_writer_new(int fd, size_t cap);
 
 /*
  * Send one packed reply of size bytes, taking buf (malloc'ed) over. With
- * direct (the loop's thread) and nothing waiting, write it at once;
- * otherwise, and for what the socket does not take, queue it. Returns 0
- * once it is all written, 1 when (some of) it waits (the loop must flush),
- * -EPIPE once the writer has ended, -ENOBUFS when the queue is at its
- * limit, -ENOMEM, or the negative errno of a write that failed. Safe from
- * any thread, while the writer is not freed.
+ * ZN_SEND_NOW and nothing waiting, write it at once; otherwise, and for
+ * what the socket does not take, queue it (ZN_SEND_WAIT first waits for
+ * room, see above). Returns 0 once it is all written, 1 when (some of) it
+ * waits (the loop must flush), -EPIPE once the writer has ended, -ENOBUFS
+ * or -ETIMEDOUT when there is no room (see above), -ENOMEM, or the
+ * negative errno of a write that failed. Safe from any thread, while the
+ * writer is not freed.
  */
-int zn_writer_send(struct zn_writer *w, char *buf, size_t size, bool direct);
+int zn_writer_send(struct zn_writer *w, char *buf, size_t size,
+                   enum zn_send_mode mode);
 
 /*
  * Write what waits, as much as the socket takes. On the loop's thread.
@@ -89,8 +108,9 @@ size_t zn_writer_queued(struct zn_writer *w);
 uint64_t zn_writer_taken(struct zn_writer *w);
 
 /*
- * No more replies: later sends fail with -EPIPE. With drop (an abort),
- * what waits is freed unwritten; without, it is still to be flushed.
+ * No more replies: later sends, and those waiting for room, fail with
+ * -EPIPE. With drop (an abort), what waits is freed unwritten; without,
+ * it is still to be flushed.
  */
 void zn_writer_end(struct zn_writer *w, bool drop);
 
