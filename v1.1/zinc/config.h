@@ -17,7 +17,9 @@
  *     MaxPacketSize   4096             largest message (enforced in v0.5);
  *                                      0 means no limit, at most 1 GiB
  *     MaxMsgChanLen   1024             replies a connection's outgoing
- *                                      channel holds (v0.7), 1 to 1048576
+ *                                      channel holds (v0.7), 1 to 1048576;
+ *                                      from v1.1 replies waiting that
+ *                                      pause reading (writer.h)
  *     WorkerPoolSize  online CPUs      worker threads (v0.8), 0 to 1024;
  *                                      from v1.1 each an event loop, one
  *                                      per CPU unless set (zinx: 10), and

@@ -82,9 +82,9 @@ int zn_conn_send_msg(struct zn_conn *conn, uint32_t id, const void *data,
 void zn_conn_hold(struct zn_conn *conn);
 
 /*
- * Drop a reference. The last one frees the outgoing channel with the
- * replies still in it, closes the socket and frees the connection. NULL is
- * a no-op.
+ * Drop a reference. The last one frees the output queue with the replies
+ * still in it, closes the socket and frees the connection. NULL is a
+ * no-op.
  */
 void zn_conn_release(struct zn_conn *conn);
 
