@@ -350,10 +350,22 @@ def test_a_stale_chapter_title_in_a_link_is_reported(course):
 
 
 def test_a_new_stage_needs_its_place_in_the_chain(course):
-    """A third chapter: v0.2 must now link it as the next one."""
+    """A third chapter: v0.2 must now link it as the next one, and the
+    course index must list it."""
     (course / "docs/v0.3-third.md").write_text(
         "# v0.3 — Third\n\n[Course index](README.md) · previous: "
         "[v0.2 — Second](v0.2-second.md)\n")
-    assert only_problem(course) == (
+    assert run_check(course) == (1, [
+        "docs/README.md:1: no link to the chapter docs/v0.3-third.md",
         "docs/v0.2-second.md:3: the header does not link the next chapter "
-        "(v0.3-third.md)")
+        "(v0.3-third.md)"])
+
+
+def test_a_sketch_can_say_it_is_not_an_excerpt(course):
+    chapter = course / "docs/v0.1-first.md"
+    edit(chapter, "s->port = 8999;", "s->port = 1;")
+    assert run_check(course)[0] == 1
+    edit(chapter, "### The struct and `zn_server_new()`\n",
+         "### The struct and `zn_server_new()`\n\n"
+         "<!-- docs-check: not an excerpt -->\n")
+    assert run_check(course) == (0, [])

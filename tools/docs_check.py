@@ -80,7 +80,9 @@ checks 1 and 2 (except links): they name what a learner is asked to add.
 4. Navigation. The lines right under a chapter's title (docs/vX.Y-*.md)
    link the course index (README.md), the previous chapter (all but the
    first) and the next one (all but the last) in stage order, and no other
-   chapter; the text of each chapter link is that chapter's title.
+   chapter; the text of each chapter link is that chapter's title. The
+   course index (docs/README.md) and the stage's README link every
+   chapter.
 """
 
 import argparse
@@ -870,6 +872,17 @@ class Checker:
                         target not in dict(want).values():
                     self.report(p, n, f"the header links {target}, which is "
                                       f"not the previous or next chapter")
+        # the course index and each stage's README lead to the chapter
+        index = self.root / "docs" / "README.md"
+        for stage, p in chapters:
+            readme = self.root / stage / "README.md"
+            for where, target in ((index, p.name),
+                                  (readme, "../docs/" + p.name)):
+                if where.is_file() and not any(
+                        m.group(2).split("#")[0] == target
+                        for m in LINK_RE.finditer(self.text(where) or "")):
+                    self.report(where, 1, f"no link to the chapter "
+                                          f"{self.rel(p)}")
 
     # -- all -----------------------------------------------------------
 
