@@ -153,8 +153,8 @@ COURSE = {
         }
         ```
 
-        The name is logged with `zn_info()`; see
-        [the exercises](v0.2-second.md#exercises) and
+        The name is logged with `zn_info()`; see [the
+        exercises](v0.2-second.md#exercises) and
         [Walking through](#walking-through-v01zincserverc).
 
         | Go (zinx) | C (zinc) |

@@ -661,10 +661,14 @@ class Checker:
         """The links and backticked names of a paragraph (or a heading, or
         the rows of a table)."""
         heads = para[0][3]
-        # links are checked everywhere, even in exercises
-        for _, lineno, line, _ in para:
-            for m in LINK_RE.finditer(SPAN_RE.sub("``", line)):
-                self.check_link(path, lineno, m.group(2))
+        # links are checked everywhere, even in exercises; their text may
+        # break across lines
+        whole = "\n".join(x[2] for x in para)
+        whole = SPAN_RE.sub(lambda m: "`" + re.sub(r"[^\n]", "x",
+                                                   m.group(1)) + "`", whole)
+        for m in LINK_RE.finditer(whole):
+            lineno = para[0][1] + whole.count("\n", 0, m.start(2))
+            self.check_link(path, lineno, m.group(2))
         if any(SKIP_HEADING_RE.search(h[1]) for h in heads):
             return
         header = None
@@ -846,8 +850,10 @@ class Checker:
                 nav.append((i + 1, lines[i]))
                 i += 1
             navline = nav[0][0] if nav else t + 2
-            links = [(n, m.group(1), m.group(2)) for n, x in nav
-                     for m in LINK_RE.finditer(x)]
+            joined = "\n".join(x for _, x in nav)
+            links = [(navline + joined.count("\n", 0, m.start(2)),
+                      " ".join(m.group(1).split()), m.group(2))
+                     for m in LINK_RE.finditer(joined)]
             targets = [x[2] for x in links]
             if "README.md" not in targets:
                 self.report(p, navline, "the header does not link the course "
