@@ -3,7 +3,10 @@
 #   make                          build common/, every stage, the client
 #                                 library and build/zc (client/)
 #   make demo [STAGE=v0.3]        run a stage's demo server and client
-#   make test [STAGE=v0.3]        run the black-box suite (all built stages)
+#   make test [STAGE=v0.3]        check the docs, then run the black-box
+#                                 suite (all built stages)
+#   make docs-check               the docs against the code: excerpts, names,
+#                                 links, "as in" claims, chapter navigation
 #   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
 #   make bench [QUICK=1]          measure v0.5 on against a reference server
 #                                 (BENCH_CONNS="1 100 1000", BENCH_MANY=5000
@@ -60,7 +63,12 @@ bench: common $(STAGES) bench-tools
 	@test -z "$(SAN)" || { echo "make bench: measure a plain build"; exit 2; }
 	python3 bench/run.py $(strip $(BENCH_OPTS))
 
-test: all
+# The documents against the code, in a second, before anything is built
+# (tools/docs_check.py says what it checks); `make test` runs it first.
+docs-check:
+	python3 tools/docs_check.py
+
+test: docs-check all
 	@tools/need-pytest.sh
 	ZN_VALGRIND=$(VALGRIND) pytest tests $(if $(STAGE),--stage $(STAGE))
 
@@ -83,5 +91,5 @@ clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done
 	rm -f compile_commands.json
 
-.PHONY: all common $(STAGES) bench-tools client bench test demo diff clean \
-	compile_commands.json
+.PHONY: all common $(STAGES) bench-tools client bench docs-check test demo \
+	diff clean compile_commands.json
