@@ -7,6 +7,7 @@
 #                                 suite (all built stages)
 #   make docs-check               the docs against the code: excerpts, names,
 #                                 links, "as in" claims, chapter navigation
+#                                 and length
 #   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
 #   make bench [QUICK=1]          measure v0.5 on against a reference server
 #                                 (BENCH_CONNS="1 100 1000", BENCH_MANY=5000

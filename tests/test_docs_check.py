@@ -369,3 +369,23 @@ def test_a_sketch_can_say_it_is_not_an_excerpt(course):
          "### The struct and `zn_server_new()`\n\n"
          "<!-- docs-check: not an excerpt -->\n")
     assert run_check(course) == (0, [])
+
+
+def test_a_chapter_too_long_to_read_in_one_sitting_is_reported(course):
+    """400 lines more of walk-through: reported on line 1. The same lines
+    in a collapsed <details> block, or under "## Second reading" at the
+    end, are not on the main path."""
+    chapter = course / "docs/v0.2-second.md"
+    walk = "".join(f"Step {i} of the walk.\n" for i in range(400))
+    edit(chapter, "## Exercises", walk + "\n## Exercises")
+    assert only_problem(course) == (
+        "docs/v0.2-second.md:1: main path 412 lines, at most 400 (move the "
+        "rest under \"## Second reading\" or into <details>)")
+    edit(chapter, walk, "<details><summary>Every step</summary>\n\n" + walk +
+         "\n</details>\n")
+    assert run_check(course) == (0, [])
+    edit(chapter, "<details><summary>Every step</summary>\n\n" + walk +
+         "\n</details>\n", "")
+    chapter.write_text(chapter.read_text() + "\n## Second reading\n\n" +
+                       walk)
+    assert run_check(course) == (0, [])

@@ -83,6 +83,11 @@ checks 1 and 2 (except links): they name what a learner is asked to add.
    chapter; the text of each chapter link is that chapter's title. The
    course index (docs/README.md) and the stage's README link every
    chapter.
+5. Length. A chapter's main path is read in one sitting: its lines minus
+   those inside <details>...</details> blocks and minus everything from a
+   `## Second reading` heading to the end (fenced code does not open or
+   close either). It is at most MAIN_PATH_LINES[stage] lines, else
+   MAIN_PATH_LINES[None]; the rest moves, it is not cut.
 """
 
 import argparse
@@ -115,6 +120,11 @@ GONE_RE = re.compile(r"\b(gone|removed|no longer|instead of|replac\w*|"
 WORD_RE = re.compile(r"\b\w+\b")
 NOT_EXCERPT = "<!-- docs-check: not an excerpt -->"
 SHELL_LANGS = {"", "sh", "shell", "console", "bash", "text"}
+# the longest main path a chapter may have (check 5); None: any stage
+MAIN_PATH_LINES = {None: 400, "v0.9": 500}
+DETAILS_OPEN_RE = re.compile(r"<details\b", re.I)
+DETAILS_CLOSE_RE = re.compile(r"</details\s*>", re.I)
+SECOND_READING_RE = re.compile(r"^##\s+Second reading\b", re.I)
 
 
 def stage_key(name):
@@ -890,6 +900,40 @@ class Checker:
                     self.report(where, 1, f"no link to the chapter "
                                           f"{self.rel(p)}")
 
+    # -- 5. length -----------------------------------------------------
+
+    def main_path_lines(self, path):
+        """How many lines of a chapter are read in the first sitting: not
+        those inside <details> blocks, nothing from `## Second reading` on."""
+        count, depth, fence = 0, 0, None
+        for line in (self.text(path) or "").splitlines():
+            m = FENCE_RE.match(line)
+            if fence is not None:
+                if line.strip().startswith(fence[:3]):
+                    fence = None
+                count += depth == 0
+                continue
+            if m:
+                fence = m.group(1)
+                count += depth == 0
+                continue
+            if depth == 0 and SECOND_READING_RE.match(line):
+                break
+            opens = len(DETAILS_OPEN_RE.findall(line))
+            inside = depth > 0 or opens > 0
+            depth = max(0, depth + opens - len(DETAILS_CLOSE_RE.findall(line)))
+            count += not inside
+        return count
+
+    def check_length(self):
+        for stage, p in self.chapters():
+            most = MAIN_PATH_LINES.get(stage, MAIN_PATH_LINES[None])
+            n = self.main_path_lines(p)
+            if n > most:
+                self.report(p, 1, f"main path {n} lines, at most {most} "
+                                  f"(move the rest under \"## Second "
+                                  f"reading\" or into <details>)")
+
     # -- all -----------------------------------------------------------
 
     def run(self):
@@ -901,6 +945,7 @@ class Checker:
             self.check_names(path, items, stage)
             self.check_as_in(path, items, stage)
         self.check_nav()
+        self.check_length()
         self.problems.sort(key=lambda p: (p[0], p[1]))
         return self.problems
 
