@@ -7,8 +7,9 @@ Reads docs/*.md, README.md and every vX.Y/README.md and prints one line per
 problem, `file:line: what is wrong`; exits 1 if there was any, 0 if none.
 Standard library only; it reads files (for check 5 it imports
 tools/gen_docs.py, which imports bench/run.py), builds and runs nothing,
-and takes about a second. `--root DIR` checks another copy of the repository (the
-tests plant mistakes in one); `-v` also counts the excerpts that match.
+and takes about a second. `--root DIR` checks another copy of the
+repository (the tests plant mistakes in one); `-v` also counts the
+excerpts that match.
 
 A document's stage is the vX.Y of its name (docs/v0.7-*.md, v0.7/README.md);
 docs/README.md, docs/bench.md, docs/zc.md and README.md have none and may
