@@ -556,11 +556,14 @@ def chart(cells, conns_list):
     """Two grouped bar charts side by side, as an SVG that GitHub shows:
     round trips per second, and p99 latency, per server and conns."""
     names = list(dict.fromkeys(c["server"] for c in cells))
+    # No grey among them: greys are the reference servers'. Twelve, so
+    # that every stage and v1.1's sweep (eleven servers) differ.
     colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
-              "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
-              "#555555"]
+              "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#17becf",
+              "#bcbd22", "#7f3c8d"]
     greys = iter(["#555555", "#999999", "#333333", "#bbbbbb"] * 4)
-    color = {n: (next(greys) if REF_RE.fullmatch(n) else colors[i % 10])
+    color = {n: (next(greys) if REF_RE.fullmatch(n) else
+                 colors[i % len(colors)])
              for i, n in enumerate(names)}
     per_row = 9  # legend entries per line
     rows = (len(names) + per_row - 1) // per_row
