@@ -13,6 +13,15 @@
 #                                 cost columns into the docs from the
 #                                 recorded run (docs/bench/run.json)
 #   make diff FROM=v0.2 TO=v0.3   show what a lesson changes
+#   make lab STAGE=v0.7           lab/v0.7: v0.6 building as v0.7, for
+#                                 you to write the lesson (EX=v0.8-1: a
+#                                 copy of v0.8 for that exercise)
+#   make grade STAGE=v0.7         build lab/v0.7 (or LAB=dir) and grade it
+#                                 with v0.7's tests: a scorecard of the
+#                                 lesson's promises (EX=v0.8-1: that
+#                                 exercise's check)
+#   make lab-check                CI's proof that grading means something
+#                                 (tools/lab.py prove)
 #   make bench [QUICK=1]          measure v0.5 on against a reference server
 #                                 (BENCH_CONNS="1 100 1000", BENCH_MANY=5000
 #                                 by default; BENCH_WORKERS="0 1 2 ncpu")
@@ -83,6 +92,22 @@ test: docs-check all
 	@tools/need-pytest.sh
 	ZN_VALGRIND=$(VALGRIND) pytest tests $(if $(STAGE),--stage $(STAGE))
 
+# Labs (tools/lab.py, docs/labs.md): the learner's copy, graded by the
+# stage's own black-box tests.
+LAB_ARGS = $(if $(EX),--exercise $(EX),$(STAGE)) $(if $(LAB),--dir $(LAB))
+LAB_PROOF_STAGES ?= v0.5 v0.7
+
+lab:
+	@python3 tools/lab.py new $(LAB_ARGS)
+
+grade:
+	@tools/need-pytest.sh
+	@python3 tools/lab.py grade $(LAB_ARGS) $(if $(SAN),--san $(SAN))
+
+lab-check:
+	@tools/need-pytest.sh
+	python3 tools/lab.py prove --labs $(LAB_PROOF_STAGES) --exercises
+
 demo: common $(or $(STAGE),$(LATEST))
 	@tools/demo.sh $(or $(STAGE),$(LATEST))
 
@@ -103,4 +128,4 @@ clean:
 	rm -f compile_commands.json
 
 .PHONY: all common $(STAGES) bench-tools client bench docs-check docs test \
-	demo diff clean compile_commands.json
+	demo diff clean compile_commands.json lab grade lab-check

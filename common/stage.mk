@@ -5,7 +5,9 @@
 #   build/server      demo/server.c linked against it
 #   build/client      demo/client.c linked against it
 
-COMMON := ../common
+# A stage sits beside common/; a copy elsewhere (a learner's lab, made by
+# tools/lab.py) sets COMMON to where common/ is before including this file.
+COMMON ?= ../common
 include $(COMMON)/flags.mk
 
 CFLAGS += -I. -I$(COMMON)

@@ -23,7 +23,14 @@ the table in tests/support/stages.py:
     @pytest.mark.lacks("conf")     stages without it (v0.1-v0.3)
 
 The markers of a test and of its file (pytestmark) all apply; a stage
-they rule out is deselected, not failed. The helpers the tests use are in
+they rule out is deselected, not failed.
+
+A chapter's checked exercises are in tests/exercises/, marked with the
+exercise they check; `make test` leaves them out, and only
+--exercise NAME runs them, against the exercise's own stage:
+
+    @pytest.mark.exercise("v0.8-1")    v0.8's exercise 1
+    pytest tests --exercise v0.8-1 --stage-dir lab/v0.8 --stage-version v0.8 The helpers the tests use are in
 tests/support/ (its __init__.py lists the modules).
 """
 
@@ -56,6 +63,13 @@ def pytest_addoption(parser):
     parser.addoption("--stage-version", metavar="VERSION",
                      help="the stage DIR of --stage-dir is (e.g. v0.8): "
                           "which tests run and what they expect")
+    parser.addoption("--exercise", action="append", default=[],
+                     metavar="NAME",
+                     help="run only the check of this chapter exercise "
+                          "(e.g. v0.8-1, tests/exercises/); repeatable")
+    parser.addoption("--scorecard", action="store_true",
+                     help="after the run, print make grade's scorecard of "
+                          "the stage's promises (tests/support/scorecard.py)")
 
 
 def lab_stage(config):
@@ -86,6 +100,12 @@ def pytest_configure(config):
     config.addinivalue_line("markers",
                             "lacks(feature, ...): applies to the stages "
                             "with none of the features")
+    config.addinivalue_line("markers",
+                            "exercise(name): checks a chapter exercise "
+                            "(v0.8-1); runs only with --exercise name")
+    if config.getoption("--scorecard"):
+        from support import scorecard
+        config.pluginmanager.register(scorecard, "zn-scorecard")
     if config.getoption("--stage-dir"):
         config.zn_stages = [lab_stage(config)]
         return
@@ -127,12 +147,34 @@ def applies(item, stage):
     return True
 
 
+def exercise_of(item):
+    """The name of the exercise the test checks ("v0.8-1"), or None."""
+    mark = item.get_closest_marker("exercise")
+    return mark.args[0] if mark else None
+
+
+def selected(item, stage, exercises, lab):
+    """The test runs in this session: an exercise's check only when it is
+    asked for, and only against the exercise's stage; with --stage-dir,
+    only tests of a stage (not of the docs or the tools)."""
+    name = exercise_of(item)
+    if name is not None:
+        return name in exercises and stage == name.split("-")[0]
+    if exercises:
+        return False
+    if stage is None:
+        return not lab
+    return applies(item, stage)
+
+
 def pytest_collection_modifyitems(config, items):
+    exercises = config.getoption("--exercise")
+    lab = bool(config.getoption("--stage-dir"))
     keep, drop = [], []
     for item in items:
         stage = getattr(item, "callspec", None)
         stage = stage.params.get("stage") if stage else None
-        (keep if stage is None or applies(item, stage) else drop).append(item)
+        (keep if selected(item, stage, exercises, lab) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

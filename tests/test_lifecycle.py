@@ -75,6 +75,22 @@ def test_one_named_reader_thread_per_client(stage, server):
     assert wait_until(lambda: fd_count(pid) == base_fds)
 
 
+@pytest.mark.has("connection")
+def test_each_connection_says_when_it_starts_and_ends(stage, server):
+    """From v0.2 a connection object logs its id and its client's address
+    when it starts, and its end once: `conn N stopped` (`conn N closed`
+    from v0.9, where the demo's stop hook says `stopped`)."""
+    sock = open_conn(stage, server.port)
+    port = sock.getsockname()[1]
+    m = server.wait_log(rf"conn (\d+) started, remote 127\.0\.0\.1:{port}\b")
+    cid = m.group(1)
+    roundtrip(stage, sock)
+    sock.close()
+    end = rf"\bconn {cid} {STAGES[stage].end_word}\b"
+    server.wait_log(end)
+    assert len(re.findall(end, server.text())) == 1, server.text()
+
+
 def test_connect_close_cycles_leak_nothing(stage, server):
     pid = server.pid
     base_threads, base_fds = thread_count(pid), fd_count(pid)

@@ -7,6 +7,7 @@ built elsewhere: a learner's lab, say). Everything that builds or runs a
 stage asks stage_dir().
 """
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -44,11 +45,95 @@ def build_api(stage, name, out_dir):
     major, minor = (int(x) for x in stage.lstrip("v").split("."))
     flags.append(f"-DZN_STAGE_MINOR={major * 10 + minor}")
     exe = Path(out_dir) / name
-    subprocess.run(flags + ["-I", str(where), "-I", str(ROOT / "common"),
-                            str(ROOT / "tests" / "api" / f"{name}.c"),
-                            str(where / "build" / "libzinc.a"),
-                            "-o", str(exe)], check=True)
+    run = subprocess.run(flags + ["-I", str(where), "-I", str(ROOT / "common"),
+                                  str(ROOT / "tests" / "api" / f"{name}.c"),
+                                  str(where / "build" / "libzinc.a"),
+                                  "-o", str(exe)],
+                         capture_output=True, text=True,
+                         env=dict(os.environ, LC_ALL="C"))
+    if run.returncode != 0:
+        import pytest  # here: tools/lab.py imports this module without it
+        print(run.stderr)
+        why = explain_build_error(run.stderr)
+        pytest.fail(f"tests/api/{name}.c does not build against "
+                    f"{where.name}: " + ("; ".join(why) if why else
+                                         run.stderr.strip()[:500]),
+                    pytrace=False)
     return exe
+
+
+# What a compiler or linker says when the code lacks a name, and which
+# name it is.
+_MISSING = [
+    re.compile(r"undefined reference to `(\w+)'"),
+    re.compile(r"implicit declaration of function '(\w+)'"),
+    re.compile(r"'(\w+)' undeclared"),
+    re.compile(r"unknown type name '(\w+)'"),
+    re.compile(r"storage size of '\w+' isn't known.*?struct (\w+)"),
+]
+_NO_HEADER = re.compile(r"(zinc/\w+\.h): No such file")
+_NO_MEMBER = re.compile(r"'struct (\w+)' has no member named '(\w+)'")
+
+
+def origin(name):
+    """The first stage whose zinc/ declares the name, and the header it is
+    in: ("v0.7", "chan.h"); None when no stage has it."""
+    from support.stages import STAGES
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    for stage in STAGES:
+        for h in sorted((ROOT / stage / "zinc").glob("*.h")):
+            if word.search(h.read_text()):
+                return stage, h.name
+    return None
+
+
+def _new_module(stage, header):
+    """The header first appears in this stage."""
+    from support.stages import STAGES
+    names = list(STAGES)
+    i = names.index(stage)
+    return i == 0 or not (ROOT / names[i - 1] / "zinc" / header).exists()
+
+
+def explain_build_error(text):
+    """A compiler's and linker's complaints about missing names and
+    headers, in a learner's words, each once: "your zinc/ has no
+    zn_chan_new: chan.h is v0.7's new module". An empty list when the
+    error is of another kind."""
+    said = []
+
+    def say(line):
+        if line not in said:
+            said.append(line)
+
+    for m in _NO_HEADER.finditer(text):
+        header = m.group(1).split("/")[1]
+        found = [s for s in _stages_with(header)]
+        where = f": {header} is {found[0]}'s new module" if found else ""
+        say(f"your zinc/ has no {header}{where}")
+    for pattern in _MISSING:
+        for m in pattern.finditer(text):
+            name = m.group(1)
+            got = origin(name)
+            if got is None:
+                say(f"{name} is not declared anywhere in the course")
+            elif _new_module(*got):
+                say(f"your zinc/ has no {name}: {got[1]} is {got[0]}'s "
+                    "new module")
+            else:
+                say(f"your zinc/ has no {name}: {got[0]} adds it to "
+                    f"zinc/{got[1]}")
+    for m in _NO_MEMBER.finditer(text):
+        struct, member = m.groups()
+        got = origin(member)
+        since = f" ({got[0]} adds it)" if got else ""
+        say(f"your struct {struct} has no member {member}{since}")
+    return said
+
+
+def _stages_with(header):
+    from support.stages import STAGES
+    return [s for s in STAGES if (ROOT / s / "zinc" / header).exists()]
 
 
 _built = {}  # (stage, name) -> executable, for build_api_once
