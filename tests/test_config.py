@@ -103,7 +103,8 @@ def refused(srv):
     """The server's exit status, failing at once if it started listening
     instead of refusing its configuration."""
     srv.settle()
-    assert "listening on" not in srv.text(), "started on a bad value"
+    assert "listening on" not in srv.text(), \
+        "the server started on a bad value; it must refuse it with status 2"
     return srv.wait_exit()
 
 

@@ -63,8 +63,11 @@ def test_one_named_reader_thread_per_client(stage, server):
     socks = [open_conn(stage, server.port) for _ in range(n)]
     for s in socks:
         roundtrip(stage, s)
-    expected = base_threads + n * STAGES[stage].threads_per_conn
-    assert wait_until(lambda: thread_count(pid) == expected), thread_names(pid)
+    per_conn = STAGES[stage].threads_per_conn
+    expected = base_threads + n * per_conn
+    assert wait_until(lambda: thread_count(pid) == expected), \
+        (f"{n} clients, {per_conn} threads each: expected {expected} threads, "
+         f"have {sorted(thread_names(pid).values())}")
     assert live_conns(stage, pid) == n
     assert fd_count(pid) == base_fds + n
 

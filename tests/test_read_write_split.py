@@ -74,7 +74,8 @@ def test_reader_and_writer_threads_carry_the_connection_id(stage, server):
     ids = [conn_id(server, s) for s in socks]
     assert wait_until(lambda: conn_thread_ids(pid, "reader") == sorted(ids)
                       and conn_thread_ids(pid, "writer") == sorted(ids)), \
-        thread_names(pid)
+        (f"5 clients: expected zn-reader-N and zn-writer-N for conns {ids}, "
+         f"have {sorted(thread_names(pid).values())}")
     assert thread_count(pid, "zn-reader") == 5
     assert thread_count(pid, "zn-writer") == 5
 

@@ -110,7 +110,8 @@ PROMISES = {
     ],
     "v0.7": [
         ("a writer thread per client, beside its reader, named by its id", [
-            "test_read_write_split.py::test_reader_and_writer_threads_*"]),
+            "test_read_write_split.py::test_reader_and_writer_threads_*",
+            "test_lifecycle.py::test_one_named_reader_thread_per_client"]),
         ("a graceful end delivers every reply, then FIN", [
             "test_read_write_split.py::test_half_close_after_n_*",
             "test_read_write_split.py::test_slow_reader_after_half_close_*",
