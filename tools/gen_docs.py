@@ -33,6 +33,9 @@ would write now (it calls check()). The blocks, by NAME:
   (and, with "many", the many-connections cells), × ref and CPU × ref
   computed among those rows as bench/run.py computes them; the RSS per idle
   connection of those servers; the stage against the one before, as ratios.
+- `lab vX.Y` (a chapter's "Do it yourself"): the promises `make grade`
+  scores for the stage (tests/support/promises.py), and which of the
+  chapter's exercises have checks (tests/exercises/); no run needed.
 - `stage map` (README.md, docs/README.md): a Markdown table whose first
   column names stages. Its cost column (a header that says "round trips/s"
   and "conns"; added before the last column when missing) is rewritten:
@@ -364,6 +367,53 @@ def wrap(text, width=76):
     return lines + ([cur] if cur else [])
 
 
+# -- labs ---------------------------------------------------------------
+
+
+def load_promises(root):
+    """tests/support/promises.py's PROMISES, from root."""
+    path = Path(root) / "tests" / "support" / "promises.py"
+    if not path.is_file():
+        raise GenError("no tests/support/promises.py")
+    spec = importlib.util.spec_from_file_location("zn_promises", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.PROMISES
+
+
+def checked_exercises(root, stage):
+    """The numbers of the stage's exercises that tests/exercises/ checks."""
+    nums = set()
+    for f in (Path(root) / "tests" / "exercises").glob("test_*.py"):
+        nums |= {int(n) for n in re.findall(
+            rf'mark\.exercise\("{re.escape(stage)}-(\d+)"\)', f.read_text())}
+    return sorted(nums)
+
+
+def render_lab(doc, stage):
+    """The promises `make grade STAGE=stage` scores, and the chapter's
+    checked exercises."""
+    promises = load_promises(doc.root).get(stage)
+    if not promises:
+        raise GenError(f"tests/support/promises.py has no {stage}")
+    lines = [f"`make grade STAGE={stage}` scores the lesson's promises:", ""]
+    lines += [f"- {title}" for title, _ in promises]
+    lines.append("")
+    nums = checked_exercises(doc.root, stage)
+    if not nums:
+        text = "No exercise of this chapter has a check."
+    else:
+        ex = [f"{n}" for n in nums]
+        which = ex[0] if len(ex) == 1 else \
+            ", ".join(ex[:-1]) + " and " + ex[-1]
+        first = f"{stage}-{nums[0]}"
+        text = (f"Exercise{'s' if len(ex) > 1 else ''} {which} "
+                f"{'have checks' if len(ex) > 1 else 'has a check'}: "
+                f"`make lab EX={first}` gives you a copy of {stage} for it, "
+                f"and `make grade EX={first}` runs its check.")
+    return lines + wrap(text)
+
+
 # -- the documents ------------------------------------------------------
 
 
@@ -375,7 +425,7 @@ class Doc:
 def render(name, body, run, doc):
     """The new body of block name (a list of lines, a blank one first and
     last)."""
-    if run is None:
+    if run is None and not name.startswith("lab "):
         raise GenError(f"no {RUN} to generate from")
     m = re.fullmatch(r"costs (v\d+\.\d+)", name)
     if m:
@@ -386,6 +436,8 @@ def render(name, body, run, doc):
         lines = render_tables(run, doc)
     elif name == "bench chart":
         lines = render_chart_line(run, doc)
+    elif re.fullmatch(r"lab v\d+\.\d+", name):
+        return [""] + render_lab(doc, name.split()[1]) + [""]
     elif name == "stage map":
         inner = body[1:-1] if len(body) >= 2 and not body[0].strip() \
             and not body[-1].strip() else body
