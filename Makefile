@@ -95,7 +95,7 @@ test: docs-check all
 # Labs (tools/lab.py, docs/labs.md): the learner's copy, graded by the
 # stage's own black-box tests.
 LAB_ARGS = $(if $(EX),--exercise $(EX),$(STAGE)) $(if $(LAB),--dir $(LAB))
-LAB_PROOF_STAGES ?= v0.5 v0.7
+LAB_PROOF_STAGES ?= v0.6 v0.7
 
 lab:
 	@python3 tools/lab.py new $(LAB_ARGS)

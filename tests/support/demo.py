@@ -43,13 +43,15 @@ def roundtrip(stage, sock, tag=b"x"):
     demo = STAGES[stage].demo
     if demo == "echo":
         sock.sendall(tag)
-        assert recv_exact(sock, len(tag)) == tag
+        got, want = recv_exact(sock, len(tag)), tag
     elif demo == "lines":
         sock.sendall(tag)
-        assert recv_exact(sock, len(ROUTER_LINES)) == ROUTER_LINES
+        got, want = recv_exact(sock, len(ROUTER_LINES)), ROUTER_LINES
     else:
         sock.sendall(pack(0, tag))
-        assert read_frame(sock) == ping_reply(stage)
+        got, want = read_frame(sock), ping_reply(stage)
+    assert got == want, \
+        f"{stage}'s demo answers {tag!r} with {want!r}; this one sent {got!r}"
 
 
 def conn_id(server, sock):
