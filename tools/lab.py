@@ -266,7 +266,7 @@ def build(dest, san):
 def pytest_cmd(dest, stage, extra):
     return (["pytest", "tests", "--stage-dir", str(dest),
              "--stage-version", stage, "--scorecard",
-             "-p", "no:cacheprovider", "-q", "--tb=no", "-o",
+             "-p", "no:cacheprovider", "-q", "--tb=no", "-rN", "-o",
              "console_output_style=classic"] + extra)
 
 
