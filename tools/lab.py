@@ -239,7 +239,8 @@ def cmd_new(args):
 def build(dest, san):
     """make in dest; on failure print the compiler's output and what the
     code lacks, and return False."""
-    run = subprocess.run(["make", "-C", str(dest), f"SAN={san}"],
+    run = subprocess.run(["make", f"-j{os.cpu_count() or 1}", "-C",
+                          str(dest), f"SAN={san}"],
                          capture_output=True, text=True,
                          env=dict(os.environ, LC_ALL="C"))
     if run.returncode == 0:
@@ -327,22 +328,28 @@ def prove_lab(stage, tmp):
     return True
 
 
-def prove_exercise(name, tmp):
+def prove_exercise(name, tmp, bases):
     """The exercise's check fails on the unmodified stage and passes with
-    the reference solution applied."""
+    the reference solution applied. bases: {stage: a built copy of the
+    unmodified stage}, shared by the stage's exercises; a solution is
+    applied to a copy of it, so make rebuilds only what the patch
+    touches."""
     stage = name.split("-")[0]
     patch = SOLUTIONS / f"{name}.patch"
     if not patch.exists():
         print(f"PROOF FAILED: {name} has a check but no {rel(patch)}")
         return False
-    dest = tmp / name / stage
-    copy_stage(stage, dest)
+    if stage not in bases:
+        bases[stage] = tmp / "unmodified" / stage
+        copy_stage(stage, bases[stage])
     print(f"== {name}: the check must fail on {stage} as it is", flush=True)
-    rc = grade(stage, dest, name)
+    rc = grade(stage, bases[stage], name)
     if rc != 1:
         print(f"PROOF FAILED: {name}'s check on unmodified {stage}: status "
               f"{rc}, not 1 (tests failed)")
         return False
+    dest = tmp / name / stage
+    shutil.copytree(bases[stage], dest, symlinks=True)  # times kept
     run = subprocess.run(["patch", "-p1", "-s", "-d", str(dest), "-i",
                           str(patch)], capture_output=True, text=True)
     if run.returncode != 0:
@@ -373,8 +380,9 @@ def cmd_prove(args):
         for stage in args.labs or []:
             if not prove_lab(stage, tmp):
                 failed.append(f"lab {stage}")
+        bases = {}
         for n in wanted:
-            if not prove_exercise(n, tmp):
+            if not prove_exercise(n, tmp, bases):
                 failed.append(n)
     total = len(args.labs or []) + len(wanted)
     if failed:
