@@ -104,7 +104,8 @@ def test_a_build_error_is_not_a_test_failure(tmp_path):
     ("t.c:1:10: fatal error: zinc/chan.h: No such file or directory",
      "your zinc/ has no chan.h: chan.h is v0.7's new module"),
     ("t.c:4:3: error: 'zn_no_such_thing' undeclared (first use)",
-     "zn_no_such_thing is not declared anywhere in the course"),
+     "your zinc/ has no zn_no_such_thing, and no stage has it: it is yours "
+     "to add (an exercise's, say)"),
 ])
 def test_build_errors_in_a_learners_words(text, said):
     assert explain_build_error(text) == [said]

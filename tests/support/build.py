@@ -116,7 +116,8 @@ def explain_build_error(text):
             name = m.group(1)
             got = origin(name)
             if got is None:
-                say(f"{name} is not declared anywhere in the course")
+                say(f"your zinc/ has no {name}, and no stage has it: "
+                    "it is yours to add (an exercise's, say)")
             elif _new_module(*got):
                 say(f"your zinc/ has no {name}: {got[1]} is {got[0]}'s "
                     "new module")
