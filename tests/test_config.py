@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from support.demo import open_conn, roundtrip
-from support.launcher import START_TIMEOUT, STOP_TIMEOUT, VALGRIND, slowdown
+from support.launcher import (START_TIMEOUT, STOP_TIMEOUT, VALGRIND, refused,
+                              slowdown)
 from support.stages import ping_reply
 from support.wire import pack, read_frame
 
@@ -97,15 +98,6 @@ BAD_VALUES = [
     ("Host", "localhost", 'Host: "localhost" is not a numeric'),
     ("Host", None, "Host: expected a string, got null"),
 ]
-
-
-def refused(srv):
-    """The server's exit status, failing at once if it started listening
-    instead of refusing its configuration."""
-    srv.settle()
-    assert "listening on" not in srv.text(), \
-        "the server started on a bad value; it must refuse it with status 2"
-    return srv.wait_exit()
 
 
 @pytest.mark.parametrize("key,value,words", BAD_VALUES)

@@ -25,9 +25,10 @@ from support.demo import (conn_id, connect_narrow, open_conn, roundtrip,
 from support.launcher import BAD_LOG_RE
 from support.proc import (conn_thread_ids, fd_count,
                           server_read_all_but_is_stuck, server_stalled,
-                          tcp_queues, thread_count, thread_names, wait_until)
+                          tcp_queues, thread_count, thread_names, threads_gone,
+                          wait_until)
 from support.stages import STAGES, has, ping_reply, reply_to
-from support.wire import (HEADER, connect, pack, read_to_eof,
+from support.wire import (HEADER, connect, pack, push, read_to_eof,
                           read_until_closed, reset_close, split_frames)
 
 
@@ -50,12 +51,6 @@ def first_difference(a, b):
     """The offset of the first byte where a and b differ."""
     return next((k for k, (x, y) in enumerate(zip(a, b)) if x != y),
                 min(len(a), len(b)))
-
-
-def threads_gone(pid, cid):
-    """Neither thread of connection cid is left."""
-    return (cid not in conn_thread_ids(pid, "reader") and
-            cid not in conn_thread_ids(pid, "writer"))
 
 
 # ---- 1. named threads ----
@@ -273,20 +268,6 @@ def test_oversized_frame_aborts_drops_queued_replies_and_wakes_threads(
 
 
 # ---- 6. a client that never reads, then resets ----
-
-def push(sock, data, sent):
-    """Send what the kernel takes without blocking, from data[sent:]; return
-    the new count, or None once the server has closed the connection."""
-    view = memoryview(data)
-    try:
-        while sent < len(data):
-            sent += sock.send(view[sent:sent + 65536])
-    except BlockingIOError:
-        pass
-    except (ConnectionResetError, BrokenPipeError):
-        return None
-    return sent
-
 
 @pytest.mark.has("framing")
 def test_client_that_never_reads_then_resets_frees_its_threads(

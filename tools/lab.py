@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,8 +237,13 @@ def cmd_new(args):
     return 0
 
 
-def build(dest, san):
-    """make in dest; on failure print the compiler's output and what the
+def shout(text=""):
+    """Print a line at once (the default `say` of what follows)."""
+    print(text, flush=True)
+
+
+def build(dest, san, say=shout):
+    """make in dest; on failure say the compiler's errors and what the
     code lacks, and return False."""
     run = subprocess.run(["make", f"-j{os.cpu_count() or 1}", "-C",
                           str(dest), f"SAN={san}"],
@@ -248,19 +254,19 @@ def build(dest, san):
     out = run.stdout + run.stderr
     errors = [l for l in out.splitlines()
               if "error" in l or "undefined reference" in l]
-    print(f"BUILD FAILED: {rel(dest)} does not build (`make -C {rel(dest)}`"
-          " shows it all):\n")
+    say(f"BUILD FAILED: {rel(dest)} does not build (`make -C {rel(dest)}`"
+        " shows it all):\n")
     for line in errors[:20]:
-        print("  " + line)
+        say("  " + line)
     if len(errors) > 20:
-        print(f"  ... and {len(errors) - 20} more")
+        say(f"  ... and {len(errors) - 20} more")
     why = explain_build_error(out)
     if why:
-        print("\nWhat is missing:")
+        say("\nWhat is missing:")
         for line in why:
-            print("  " + line)
-    print("\nNo test ran: a build error is not a test failure. Fix the "
-          "build and grade again.")
+            say("  " + line)
+    say("\nNo test ran: a build error is not a test failure. Fix the "
+        "build and grade again.")
     return False
 
 
@@ -292,76 +298,80 @@ def cmd_grade(args):
     return grade(stage, dest, args.exercise, args.san)
 
 
-def grade(stage, dest, exercise=None, san=""):
+def grade(stage, dest, exercise=None, san="", say=None):
     """Build the lab at dest and run the stage's suite (or one exercise's
-    check) against it; the exit status of pytest, 2 for a build error."""
-    if not build(dest, san):
+    check) against it; the exit status of pytest, 2 for a build error.
+    With say, everything it prints goes there instead, once finished."""
+    if not build(dest, san, say or shout):
         return 2
     extra = ["--exercise", exercise] if exercise else []
-    return subprocess.run(pytest_cmd(dest, stage, extra), cwd=ROOT,
-                          env=dict(os.environ, ZN_GRADE_LAB=rel(dest))
-                          ).returncode
+    run = subprocess.run(pytest_cmd(dest, stage, extra), cwd=ROOT,
+                         capture_output=say is not None, text=True)
+    if say is not None:
+        say(run.stdout + run.stderr)
+    return run.returncode
 
 
-def prove_lab(stage, tmp):
+def prove_lab(stage, tmp, say):
     """A fresh lab fails its grade, with a scorecard; with the real stage's
     zinc/ and demo/ in it, it passes."""
     dest = tmp / "labs" / stage
     fill_lab(stage, dest)
-    print(f"== {stage}: a fresh lab must fail make grade", flush=True)
-    rc = grade(stage, dest)
+    say(f"== {stage}: a fresh lab must fail make grade")
+    rc = grade(stage, dest, say=say)
     if rc != 1:
-        print(f"PROOF FAILED: a fresh {stage} lab graded with status {rc}, "
-              "not 1 (tests failed)")
+        say(f"PROOF FAILED: a fresh {stage} lab graded with status {rc}, "
+            "not 1 (tests failed)")
         return False
     for top in LEARNER_DIRS:
         shutil.rmtree(dest / top)
         copy_tree(ROOT / stage / top, dest / top)
     shutil.rmtree(dest / "build")  # the copies keep their older times
-    print(f"== {stage}: the lab with {stage}'s zinc/ and demo/ must pass",
-          flush=True)
-    rc = grade(stage, dest)
+    say(f"== {stage}: the lab with {stage}'s zinc/ and demo/ must pass")
+    rc = grade(stage, dest, say=say)
     if rc != 0:
-        print(f"PROOF FAILED: {stage}'s own code graded as a lab: "
-              f"status {rc}")
+        say(f"PROOF FAILED: {stage}'s own code graded as a lab: status {rc}")
         return False
     return True
 
 
-def prove_exercise(name, tmp, bases):
+def prove_exercise(name, tmp, base, say):
     """The exercise's check fails on the unmodified stage and passes with
-    the reference solution applied. bases: {stage: a built copy of the
-    unmodified stage}, shared by the stage's exercises; a solution is
-    applied to a copy of it, so make rebuilds only what the patch
-    touches."""
+    the reference solution applied. base: a built copy of the unmodified
+    stage, shared by the stage's exercises; the solution is applied to a
+    copy of it, so make rebuilds only what the patch touches."""
     stage = name.split("-")[0]
     patch = SOLUTIONS / f"{name}.patch"
     if not patch.exists():
-        print(f"PROOF FAILED: {name} has a check but no {rel(patch)}")
+        say(f"PROOF FAILED: {name} has a check but no {rel(patch)}")
         return False
-    if stage not in bases:
-        bases[stage] = tmp / "unmodified" / stage
-        copy_stage(stage, bases[stage])
-    print(f"== {name}: the check must fail on {stage} as it is", flush=True)
-    rc = grade(stage, bases[stage], name)
+    say(f"== {name}: the check must fail on {stage} as it is")
+    rc = grade(stage, base, name, say=say)
     if rc != 1:
-        print(f"PROOF FAILED: {name}'s check on unmodified {stage}: status "
-              f"{rc}, not 1 (tests failed)")
+        say(f"PROOF FAILED: {name}'s check on unmodified {stage}: status "
+            f"{rc}, not 1 (tests failed)")
         return False
     dest = tmp / name / stage
-    shutil.copytree(bases[stage], dest, symlinks=True)  # times kept
+    shutil.copytree(base, dest, symlinks=True)  # times kept
     run = subprocess.run(["patch", "-p1", "-s", "-d", str(dest), "-i",
                           str(patch)], capture_output=True, text=True)
     if run.returncode != 0:
-        print(f"PROOF FAILED: {rel(patch)} does not apply to {stage}:\n"
-              + run.stdout + run.stderr)
+        say(f"PROOF FAILED: {rel(patch)} does not apply to {stage}:\n"
+            + run.stdout + run.stderr)
         return False
-    print(f"== {name}: the check must pass with {rel(patch)}", flush=True)
-    rc = grade(stage, dest, name)
+    say(f"== {name}: the check must pass with {rel(patch)}")
+    rc = grade(stage, dest, name, say=say)
     if rc != 0:
-        print(f"PROOF FAILED: {name}'s check with its solution: status {rc}")
+        say(f"PROOF FAILED: {name}'s check with its solution: status {rc}")
         return False
     return True
+
+
+def proved(task):
+    """Run one proof with its own output; (held, what it printed)."""
+    lines = []
+    held = task(lines.append)
+    return held, "\n".join(lines)
 
 
 def cmd_prove(args):
@@ -375,14 +385,28 @@ def cmd_prove(args):
     for n in wanted:
         parse_exercise(n)
     failed = []
-    with tempfile.TemporaryDirectory(prefix="zinc-lab-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zinc-lab-") as tmp, \
+            ThreadPoolExecutor(args.jobs) as pool:
         tmp = Path(tmp)
-        for stage in args.labs or []:
-            if not prove_lab(stage, tmp):
-                failed.append(f"lab {stage}")
-        bases = {}
-        for n in wanted:
-            if not prove_exercise(n, tmp, bases):
+        # A built copy of each unmodified stage, for its exercises.
+        bases = {n.split("-")[0]: tmp / "unmodified" / n.split("-")[0]
+                 for n in wanted}
+        for stage, base in bases.items():
+            copy_stage(stage, base)
+        built = dict(zip(bases, pool.map(lambda b: build(b, ""),
+                                         bases.values())))
+        # A lab's whole suite has timed tests: one lab at a time, alone.
+        for s in args.labs or []:
+            if not prove_lab(s, tmp, shout):
+                failed.append(f"lab {s}")
+        # An exercise's check is one test: args.jobs at a time, each
+        # printing when it is done.
+        tasks = [lambda say, n=n: built[n.split("-")[0]] and
+                 prove_exercise(n, tmp, bases[n.split("-")[0]], say)
+                 for n in wanted]
+        for n, (held, text) in zip(wanted, pool.map(proved, tasks)):
+            print(text, flush=True)
+            if not held:
                 failed.append(n)
     total = len(args.labs or []) + len(wanted)
     if failed:
@@ -409,6 +433,8 @@ def main():
     s.add_argument("--labs", nargs="*", metavar="STAGE")
     s.add_argument("--exercises", nargs="*", metavar="NAME",
                    help="no names: every checked exercise")
+    s.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="proofs at a time (default: the CPUs)")
     args = p.parse_args()
     if args.cmd == "new" and not (args.stage or args.exercise):
         p.error("make lab STAGE=vX.Y, or make lab EX=vX.Y-N")

@@ -59,6 +59,7 @@
 #include "zinc/msghandler.h"
 #include "zinc/router.h"
 
+#include "testclock.h"
 #include "testconn.h"
 #include "testnet.h"
 #include "zn_frame.h"
@@ -106,21 +107,6 @@ static atomic_int failures;
 
 /* on_start, on_stop and on_exit calls per connection id. */
 static atomic_int starts[3], stops[3], exits[3];
-
-static double now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&t, NULL);
-}
 
 static bool fd_is_open(int fd)
 {

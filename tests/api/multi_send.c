@@ -24,6 +24,7 @@
  */
 #include "zinc/config.h"
 
+#include "testclock.h"
 #include "testconn.h"
 #include "testnet.h"
 
@@ -54,21 +55,6 @@ struct sender {
     int ok; /* sends that returned 0 */
     int rc; /* the first send that did not; 0 if none */
 };
-
-static double now_ms(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&t, NULL);
-}
 
 /* Send until a send fails, MAX_SENDS, or WAIT_MS: whichever comes first. */
 static void *send_all(void *arg)

@@ -150,6 +150,31 @@ def build_api_once(stage, name, tmp_path_factory):
     return _built[stage, name]
 
 
+def run_api(stage, name, out_dir, *args, timeout=60):
+    """Build tests/api/NAME.c against the stage (build_api) and run it with
+    args; return the finished run (returncode, stdout, stderr). A program
+    that does not finish in time, or that a signal kills, fails the test
+    with a sentence that says so and its last words."""
+    import signal
+
+    import pytest  # here: tools/lab.py imports this module without it
+    exe = build_api(stage, name, out_dir)
+    try:
+        run = subprocess.run([str(exe), *map(str, args)], capture_output=True,
+                             text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"tests/api/{name}.c did not finish in {timeout} s: "
+                    f"something waits forever; it said: "
+                    f"{(e.stderr or b'').decode(errors='replace')[-300:]}",
+                    pytrace=False)
+    print(run.stdout, run.stderr)
+    if run.returncode < 0:
+        pytest.fail(f"tests/api/{name}.c was killed by "
+                    f"{signal.Signals(-run.returncode).name}; it said: "
+                    f"{run.stderr[-300:]}", pytrace=False)
+    return run
+
+
 def run_unit(exe):
     """Run a C unit-test program (common/'s, the client library's): it
     must exit 0, print " 0 failed", and no sanitizer line."""

@@ -174,3 +174,12 @@ class Server:
         if BAD_LOG_RE.search(text):
             problems.append("sanitizer report in the server log")
         return problems
+
+
+def refused(srv, why="the server started on a bad value; it must refuse "
+                     "it with status 2"):
+    """The exit status of a server that must refuse its configuration,
+    failing at once, with why, if it started listening instead."""
+    srv.settle()
+    assert "listening on" not in srv.text(), why
+    return srv.wait_exit()

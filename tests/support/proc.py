@@ -61,6 +61,13 @@ def conn_thread_ids(pid, kind):
     return sorted(ids)
 
 
+def threads_gone(pid, cid):
+    """Neither thread of connection cid (zn-reader-CID, zn-writer-CID) is
+    left."""
+    return (cid not in conn_thread_ids(pid, "reader") and
+            cid not in conn_thread_ids(pid, "writer"))
+
+
 # ---- descriptors, memory, CPU ----
 
 def fd_count(pid):

@@ -74,6 +74,32 @@ def read_frame(sock):
     return msg_id, recv_exact(sock, length)
 
 
+def frame_or_none(sock, timeout=3.0):
+    """The next frame, or None when none comes within the timeout."""
+    sock.settimeout(timeout)
+    try:
+        return read_frame(sock)
+    except socket.timeout:
+        return None
+    finally:
+        sock.settimeout(TIMEOUT)
+
+
+def push(sock, data, sent):
+    """On a non-blocking socket, send what the kernel takes from
+    data[sent:]; return the new count, or None once the server has closed
+    the connection."""
+    view = memoryview(data)
+    try:
+        while sent < len(data):
+            sent += sock.send(view[sent:sent + 65536])
+    except BlockingIOError:
+        pass
+    except (ConnectionResetError, BrokenPipeError):
+        return None
+    return sent
+
+
 def split_frames(data):
     """The whole frames in data as [(msg_id, body)], and the bytes left
     over after the last whole one."""
