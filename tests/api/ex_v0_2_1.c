@@ -12,10 +12,13 @@
  *   gone       once the client has closed its end, the -errno of
  *              zn_writen(): -EPIPE
  *
- * Prints one line per failed check and a summary; exits 1 on any failure.
+ * Prints one line per failed check (testcheck.h) and a summary; exits 1 on
+ * any failure.
  */
 #include "zinc/connection.h"
 #include "zinc/connection_internal.h"
+
+#include "testcheck.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,18 +27,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                       \
-            fprintf(stderr, __VA_ARGS__);                                      \
-            fputc('\n', stderr);                                               \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 /* A connection on one end of a new socketpair; *client gets the other. */
 static struct zn_conn *pair_conn(uint32_t id, int *client)

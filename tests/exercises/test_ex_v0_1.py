@@ -1,8 +1,7 @@
-"""The checked exercises of v0.1 (docs/v0.1-basic-server.md, "Exercises"):
-the echo server counts its live clients and drops the idle ones. Each test
+"""Checks of the v0.1 chapter's exercises (docs/v0.1-basic-server.md): the
+echo server counts its live clients and drops the idle ones. Each test
 talks to the demo server over TCP and reads its log. Make your copy with
-`make lab EX=v0.1-1` (or v0.1-2), do the exercise there, and check it with
-`make grade EX=v0.1-1`.
+`make lab EX=v0.1-1`, check it with `make grade EX=v0.1-1`.
 """
 
 import re
@@ -19,7 +18,8 @@ def test_disconnect_line_counts_live_clients(server):
     clients = [connect(server.port) for _ in range(3)]
     for i, sock in enumerate(clients):  # an echo: each one is served now
         sock.sendall(b"hi %d" % i)
-        assert recv_exact(sock, 4) == b"hi %d" % i
+        assert recv_exact(sock, 4) == b"hi %d" % i, \
+            f"client {i} did not get its 4 bytes back: the echo is broken"
     clients[0].close()
     assert wait_until(lambda: re.search(r"disconnected, 2 left",
                                         server.text())), \

@@ -1,18 +1,16 @@
-"""The checked exercises of v0.2 (docs/v0.2-connection.md, "Exercises"):
+"""Checks of the v0.2 chapter's exercises (docs/v0.2-connection.md):
 zn_conn_send(), a handle function that closes, and a byte count in the
 stop line. Each test talks to the demo server over TCP and reads its log,
 except v0.2-1's, which builds a small C program (tests/api/ex_v0_2_1.c)
-against your build/libzinc.a. Make your copy with `make lab EX=v0.2-3`
-(or v0.2-1, v0.2-2), do the exercise there, and check it with
-`make grade EX=v0.2-3`.
+against your build/libzinc.a. Make your copy with `make lab EX=v0.2-1`,
+check it with `make grade EX=v0.2-1`.
 """
 
 import re
-import subprocess
 
 import pytest
 
-from support.build import build_api
+from support.build import run_api
 from support.demo import conn_id
 from support.proc import wait_until
 from support.wire import connect, is_closed, recv_exact
@@ -23,13 +21,14 @@ def test_conn_send(stage, tmp_path):
     """v0.2-1, zn_conn_send(): tests/api/ex_v0_2_1.c sends on a connection
     over a socketpair, then after a stop (-ENOTCONN) and to a client that
     has gone (-EPIPE)."""
-    exe = build_api(stage, "ex_v0_2_1", tmp_path)
-    run = subprocess.run([str(exe)], capture_output=True, text=True,
-                         timeout=30)
-    print(run.stdout, run.stderr)
-    fails = [l for l in run.stderr.splitlines() if l.startswith("FAIL")]
+    run = run_api(stage, "ex_v0_2_1", tmp_path, timeout=30)
+    fails = [line for line in run.stderr.splitlines()
+             if line.startswith("FAIL")]
+    said = fails[0] if fails else "it said: " + (
+        run.stderr.strip().splitlines() or ["nothing"])[-1]
     assert run.returncode == 0 and not fails, \
-        "zn_conn_send() does not keep its promise: " + "; ".join(fails)
+        "zn_conn_send() broke a promise (tests/api/ex_v0_2_1.c, status " \
+        f"{run.returncode}): {said}"
 
 
 @pytest.mark.exercise("v0.2-2")
@@ -38,7 +37,8 @@ def test_quit_closes_only_that_connection(server):
     connection, and another client still gets its echo."""
     quitter, other = connect(server.port), connect(server.port)
     quitter.sendall(b"hello")
-    assert recv_exact(quitter, 5) == b"hello"
+    assert recv_exact(quitter, 5) == b"hello", \
+        "'hello' did not come back: the demo no longer echoes"
     quitter.sendall(b"quit\n")
     assert is_closed(quitter), \
         "the server did not close the connection after 'quit': the demo's " \
@@ -56,10 +56,13 @@ def test_stop_line_counts_bytes(server):
     cid = conn_id(server, sock)
     for piece in (b"a" * 10, b"b" * 30, b"c" * 60):
         sock.sendall(piece)
-        assert recv_exact(sock, len(piece)) == piece
+        assert recv_exact(sock, len(piece)) == piece, \
+            f"the {len(piece)}-byte piece did not come back: the echo is " \
+            "broken"
     sock.close()
     assert wait_until(lambda: re.search(rf"conn {cid} stopped\b",
-                                        server.text()))
+                                        server.text())), \
+        f"no 'conn {cid} stopped' line after the client closed"
     line = re.search(rf"conn {cid} stopped.*", server.text()).group(0)
     assert re.search(rf"conn {cid} stopped after 100 bytes\b", line), \
         f"the stop line is {line!r}, expected 'conn {cid} stopped after " \

@@ -1,8 +1,8 @@
-"""The checked exercises of v0.3 (docs/v0.3-router.md, "Exercises"): a
-router that overrides one step, a router with state, and the framework
-skipping the steps after a failed write. Each test talks to the demo
-server over TCP and reads its log. Make your copy with `make lab EX=v0.3-1`
-(or v0.3-2, v0.3-3), do the exercise there, and check it with
+"""Checks of the v0.3 chapter's exercises (docs/v0.3-router.md): a router
+that overrides one step, a router with state, and the framework skipping
+the steps after a stop. Each test talks to the demo server (or, for
+v0.3-3, a server built from tests/api/ex_v0_3_3.c as well) over TCP and
+reads its log. Make your copy with `make lab EX=v0.3-1`, check it with
 `make grade EX=v0.3-1`.
 """
 
@@ -43,14 +43,16 @@ def test_router_counts_every_chunk(server):
         sock = connect(server.port)
         for _ in range(5):
             sock.sendall(b"client %d" % i)
-            assert recv_exact(sock, len(ROUTER_LINES)) == ROUTER_LINES
+            assert recv_exact(sock, len(ROUTER_LINES)) == ROUTER_LINES, \
+                "a chunk did not get the router's three lines back"
         sock.close()
 
     with ThreadPoolExecutor(50) as pool:
         list(pool.map(client, range(50)))
     sock = connect(server.port)
     sock.sendall(b"one more")
-    assert recv_exact(sock, len(ROUTER_LINES)) == ROUTER_LINES
+    assert recv_exact(sock, len(ROUTER_LINES)) == ROUTER_LINES, \
+        "the 251st chunk did not get the router's three lines back"
 
     def highest():
         counts = re.findall(r"\bchunk (\d+)\b", server.text())
@@ -75,11 +77,14 @@ def test_dispatch_skips_steps_after_a_stop(stage, start_server, tmp_path):
     sock = connect(srv.port)
     cid = conn_id(srv, sock)
     sock.sendall(b"hello")
-    assert recv_exact(sock, 3) == b"ok\n"
+    assert recv_exact(sock, 3) == b"ok\n", \
+        "no 'ok' for 'hello': pre_handle did not run (or wrote elsewhere)"
     srv.wait_log(rf"conn {cid}: post_handle ran")
     sock.sendall(b"quit")
-    assert is_closed(sock)
-    assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 0)
+    assert is_closed(sock), \
+        "the connection stayed open after pre_handle stopped it on 'quit'"
+    assert wait_until(lambda: thread_count(srv.pid, "zn-reader") == 0), \
+        "the zn-reader thread of the stopped connection is still running"
     for step in ("handle", "post_handle"):
         calls = re.findall(rf"conn {cid}: {step} ran", srv.text())
         assert len(calls) == 1, \
@@ -94,8 +99,10 @@ def test_dispatch_skips_steps_after_a_stop(stage, start_server, tmp_path):
         quitter.sendall(os.urandom(16 * 1024))
         quitter.close()
         steady.sendall(b"still here %d" % i)
-        assert recv_exact(steady, len(ROUTER_LINES)) == ROUTER_LINES
-    assert wait_until(lambda: thread_count(demo.pid, "zn-reader") == 1)
+        assert recv_exact(steady, len(ROUTER_LINES)) == ROUTER_LINES, \
+            "the steady client lost its three lines while others left"
+    assert wait_until(lambda: thread_count(demo.pid, "zn-reader") == 1), \
+        "the zn-reader threads of the clients that left are still running"
     ids = re.findall(r"conn (\d+): write:", demo.text())
     twice = sorted({i for i in ids if ids.count(i) > 1})
     assert not twice, \

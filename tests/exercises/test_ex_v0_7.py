@@ -1,73 +1,44 @@
-"""The checked exercises of the v0.7 chapter (docs/v0.7-read-write-split.md,
-"Exercises"): what a connection's writer does with a client that does not
-read, seen from the client's side, the server's log and /proc, through the
-demo server or programs built against the stage (tests/api/ex_v0_7_1.c,
-big_server.c). Make a copy of v0.7 with `make lab EX=v0.7-1`, do the
-exercise there, and check it with `make grade EX=v0.7-1` (likewise v0.7-2,
-v0.7-3)."""
+"""Checks of the v0.7 chapter's exercises (docs/v0.7-read-write-split.md):
+what a connection's writer does with a client that does not read, seen from
+the client's side, the server's log and /proc, through the demo server or
+programs built against the stage (tests/api/ex_v0_7_1.c, big_server.c).
+Make your copy with `make lab EX=v0.7-N`, check it with `make grade
+EX=v0.7-N`."""
 
 import re
 import struct
-import subprocess
 
 import pytest
 
-from support.build import build_api
+from support.build import build_api, run_api
 from support.demo import conn_id, connect_narrow, open_conn, roundtrip
-from support.proc import (conn_thread_ids, proc_status,
-                          server_read_all_but_is_stuck, server_stalled,
-                          wait_until)
-from support.wire import pack
-
-
-def push(sock, data, sent):
-    """Send what the kernel takes without blocking, from data[sent:]; return
-    the new count, or None once the server has closed the connection."""
-    try:
-        while sent < len(data):
-            sent += sock.send(data[sent:sent + 65536])
-    except BlockingIOError:
-        pass
-    except (ConnectionResetError, BrokenPipeError):
-        return None
-    return sent
-
-
-def threads_gone(pid, cid):
-    """Neither thread of connection cid is left."""
-    return (cid not in conn_thread_ids(pid, "reader") and
-            cid not in conn_thread_ids(pid, "writer"))
+from support.proc import (proc_status, server_read_all_but_is_stuck,
+                          server_stalled, threads_gone, wait_until)
+from support.wire import pack, push
 
 
 @pytest.mark.exercise("v0.7-1")
 def test_try_send_does_not_wait(stage, tmp_path):
-    """Exercise 1: zn_conn_try_send_msg() returns -EAGAIN at once when the
+    """v0.7-1, zn_conn_try_send_msg(): it returns -EAGAIN at once when the
     channel is full, and the replies queued before it arrive whole
     (tests/api/ex_v0_7_1.c)."""
-    exe = build_api(stage, "ex_v0_7_1", tmp_path)
-    run = subprocess.run([str(exe)], capture_output=True, text=True,
-                         timeout=60)
-    print(run.stdout, run.stderr)
+    run = run_api(stage, "ex_v0_7_1", tmp_path, timeout=60)
     assert "TRY_SEND missing" not in run.stdout, \
         "the stage has no zn_conn_try_send_msg()"
-    assert run.returncode == 0, "tests/api/ex_v0_7_1.c failed"
-    m = re.search(r"TRY_SEND queued (\d+), then rc (-?\d+) \((\w+)\) "
-                  r"after ([\d.]+) ms", run.stdout)
-    assert m, "the program never finished sending"
-    queued, why, ms = int(m.group(1)), m.group(3), float(m.group(4))
-    assert why == "EAGAIN", \
-        f"after {queued} replies try_send failed with {why}, not EAGAIN"
-    assert ms < 50, f"the -EAGAIN came after {ms} ms: try_send waited"
-    assert f"TRY_SEND read {queued} of {queued} replies whole" in run.stdout, \
-        "some replies queued before the -EAGAIN did not arrive whole"
+    fails = [line for line in run.stderr.splitlines()
+             if line.startswith("FAIL")]
+    said = fails[0] if fails else "it said: " + (
+        run.stderr.strip().splitlines() or ["nothing"])[-1]
+    assert run.returncode == 0 and not fails, \
+        f"tests/api/ex_v0_7_1.c exited with status {run.returncode}: {said}"
 
 
 @pytest.mark.exercise("v0.7-2")
 def test_outgoing_channel_bounded_in_bytes(stage, start_server, tmp_path):
-    """Exercise 2: with MaxMsgChanBytes 4 MiB, 1 MiB replies to a client
-    that never reads hold the server's memory to about 4 MiB, not to the
-    64 MiB it asked for (tests/api/big_server.c: msg id 10, body <u32 seq>
-    <u32 size>, replies `size` bytes)."""
+    """v0.7-2, count bytes too: with MaxMsgChanBytes 4 MiB, 1 MiB replies
+    to a client that never reads hold the server's memory to about 4 MiB,
+    not to the 64 MiB it asked for (tests/api/big_server.c: msg id 10, body
+    <u32 seq> <u32 size>, replies `size` bytes)."""
     exe = build_api(stage, "big_server", tmp_path)
     srv = start_server(conf={"MaxMsgChanBytes": 4 << 20}, exe=exe)
     rude = connect_narrow(stage, srv.port)
@@ -78,10 +49,13 @@ def test_outgoing_channel_bounded_in_bytes(stage, start_server, tmp_path):
     # Settled: the server either waits to queue more (it stopped reading
     # the requests) or has read them all and waits on the socket.
     assert wait_until(lambda: server_stalled(srv, rude) or
-                      server_read_all_but_is_stuck(srv, rude), timeout=20)
+                      server_read_all_but_is_stuck(srv, rude), timeout=20), \
+        "the server never settled in 20 s with 64 MiB of replies to send"
     grown = (proc_status(srv.pid, "VmRSS") - rss0) / 1024
     print(f"VmRSS grew by {grown:.1f} MiB")
-    assert grown < 16, (f"VmRSS grew by {grown:.0f} MiB for 64 replies of "
+    # Unbounded, it grows by 64 MiB or more; 32 leaves room for a
+    # sanitizer's own memory.
+    assert grown < 32, (f"VmRSS grew by {grown:.0f} MiB for 64 replies of "
                         "1 MiB: the outgoing channel is not bounded to "
                         "MaxMsgChanBytes (4 MiB)")
     rude.close()
@@ -89,9 +63,9 @@ def test_outgoing_channel_bounded_in_bytes(stage, start_server, tmp_path):
 
 @pytest.mark.exercise("v0.7-3")
 def test_stalled_writer_is_noticed(stage, start_server):
-    """Exercise 3: a client that never reads (and never resets) is stopped
-    by its writer's 500 ms send timeout, with one `WARN conn N: send:`
-    line, while another client is served."""
+    """v0.7-3, notice a stalled writer: a client that never reads (and
+    never resets) is stopped by its writer's 500 ms send timeout, with one
+    `WARN conn N: send:` line, while another client is served."""
     srv = start_server(conf={"MaxMsgChanLen": 4})
     other = open_conn(stage, srv.port)
     roundtrip(stage, other)
