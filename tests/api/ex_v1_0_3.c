@@ -8,6 +8,7 @@
  * Prints what failed on stderr, "ok" on stdout; exit 0 when all held.
  * Built and run by tests/exercises/test_ex_v1_0.py.
  */
+#include "testcheck.h"
 #include "testconn.h"
 
 #include <arpa/inet.h>
@@ -18,16 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond, what)                                                      \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "FAIL: %s\n", what);                               \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
-
 /* Get "k" into size bytes of a buffer filled with '#'; check the result. */
 static void get_into(struct zn_conn *conn, size_t size, ssize_t want,
                      const char *what)
@@ -37,14 +28,13 @@ static void get_into(struct zn_conn *conn, size_t size, ssize_t want,
 
     memset(buf, '#', sizeof(buf));
     n = zn_conn_get_property_into(conn, "k", buf, size);
-    if (n != want)
-        fprintf(stderr, "%s: returned %zd, want %zd\n", what, n, want);
-    CHECK(n == want, what);
+    CHECK(n == want, "%s: returned %zd, want %zd", what, n, want);
     if (want > 0)
-        CHECK(memcmp(buf, "0123456789", 10) == 0, "the value copied");
+        CHECK(memcmp(buf, "0123456789", 10) == 0,
+              "%s: the value copied is not 0123456789", what);
     else
         CHECK(memcmp(buf, "##########", 10) == 0,
-              "nothing copied when it does not fit");
+              "%s: bytes were copied, though the value does not fit", what);
 }
 
 int main(void)
@@ -52,7 +42,8 @@ int main(void)
     struct sockaddr_in peer = {.sin_family = AF_INET};
     struct zn_conn *conn;
     char buf[16];
-    int sv[2];
+    ssize_t n;
+    int sv[2], rc;
 
     alarm(60);
     peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -64,12 +55,14 @@ int main(void)
     if (conn == NULL)
         return perror("test_conn_new"), 1;
 
-    CHECK(zn_conn_set_property(conn, "k", "0123456789", 10) == 0, "set k");
+    rc = zn_conn_set_property(conn, "k", "0123456789", 10);
+    CHECK(rc == 0, "setting k to a 10-byte value returned %d, want 0", rc);
     get_into(conn, 16, 10, "a 10-byte value into 16 bytes");
     get_into(conn, 10, 10, "a 10-byte value into 10 bytes");
-    get_into(conn, 9, -ERANGE, "a 10-byte value into 9 bytes: -ERANGE");
-    CHECK(zn_conn_get_property_into(conn, "none", buf, sizeof(buf)) == -ENOENT,
-          "a missing key: -ENOENT");
+    get_into(conn, 9, -ERANGE, "a 10-byte value into 9 bytes");
+    n = zn_conn_get_property_into(conn, "none", buf, sizeof(buf));
+    CHECK(n == -ENOENT, "a missing key: returned %zd, want -ENOENT (%d)", n,
+          -ENOENT);
 
     zn_conn_release(conn);
     close(sv[1]);

@@ -1,11 +1,10 @@
-"""Checks of the exercises of chapter v1.1 (docs/v1.1-event-loop.md):
+"""Checks of the v1.1 chapter's exercises (docs/v1.1-event-loop.md):
 black-box tests through the demo server of your copy of v1.1, and what
-/proc tells about it. Make the copy with `make lab EX=v1.1-N`, change it as
-the exercise asks, and check it with `make grade EX=v1.1-N`.
+/proc tells about it. Make your copy with `make lab EX=v1.1-N`, check it
+with `make grade EX=v1.1-N`.
 """
 
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -13,50 +12,59 @@ import pytest
 
 from support.demo import conn_id, open_conn, roundtrip, stopped_lines
 from support.proc import fd_count, fd_table, tcp_sockets, wait_until
-from support.wire import is_closed, pack, read_frame
+from support.wire import frame_or_none, is_closed, pack
 
 
 @pytest.mark.exercise("v1.1-1")
 def test_slow_work_leaves_the_loop_free(stage, start_server):
-    """Exercise 1, a pool for slow work: WorkerPoolSize 1 (one loop for
-    every client). Client A sends msg id 6 "500" and gets msg id 6 "slept
-    500 ms" half a second later; meanwhile client B's pings keep being
-    answered at once. A client that leaves before its reply costs
-    nothing: no error, its on_conn_stop once, the server goes on."""
+    """v1.1-1, a pool for slow work: WorkerPoolSize 1 (one loop for every
+    client). Client A sends msg id 6 "500" and gets msg id 6 "slept 500
+    ms" half a second later; meanwhile client B's pings keep being
+    answered: at least 5 between 0.05 and 0.4 s after A's request (a loop
+    that sleeps answers one at most). A client that leaves before its
+    reply costs nothing: no ERROR line, its on_conn_stop once, and the
+    server goes on."""
     srv = start_server(conf={"WorkerPoolSize": 1})
     a, b = open_conn(stage, srv.port), open_conn(stage, srv.port)
     start = time.monotonic()
     a.sendall(pack(6, b"500"))
-    time.sleep(0.05)  # the loop has A's request by now
-    worst = 0.0
+    answered = 0  # pings answered while A's request is pending
     while time.monotonic() - start < 0.4:
-        t = time.monotonic()
         roundtrip(stage, b)
-        worst = max(worst, time.monotonic() - t)
+        if 0.05 <= time.monotonic() - start <= 0.4:
+            answered += 1
 
-    a.settimeout(3.0)
-    try:
-        reply = read_frame(a)
-    except socket.timeout:
-        reply = None
+    reply = frame_or_none(a)
     took = time.monotonic() - start
     assert reply == (6, b"slept 500 ms"), (
         f"msg id 6 '500' got {reply!r}, not (6, b'slept 500 ms')")
     assert took >= 0.45, f"the reply came after {took:.3f} s, not 0.5 s"
-    assert worst < 0.25, (
-        f"a ping took {worst * 1000:.0f} ms while A waited: the loop itself "
-        "slept instead of handing the work to the pool")
+    assert answered >= 5, (
+        f"only {answered} pings were answered between 0.05 and 0.4 s after "
+        "A's msg id 6 '500', not 5 or more: the loop itself slept instead "
+        "of handing the work to the pool")
 
     c = open_conn(stage, srv.port)
     cid = conn_id(srv, c)
     c.sendall(pack(6, b"200"))
     c.close()  # leaves before its reply
-    assert wait_until(lambda: stopped_lines(srv, cid) == 1)
-    time.sleep(0.4)  # the pool's reply to the client that left is due
+    assert wait_until(lambda: stopped_lines(srv, cid) == 1), (
+        f"conn {cid} left while its msg id 6 '200' was pending, and the "
+        f"log has {stopped_lines(srv, cid)} 'conn {cid} stopped' lines, "
+        "not one")
+    # B's 300 ms come after C's 200 ms: once B has its reply, the pool has
+    # tried to reply to C, who left.
+    b.sendall(pack(6, b"300"))
+    reply = frame_or_none(b)
+    assert reply == (6, b"slept 300 ms"), (
+        f"msg id 6 '300' got {reply!r} after a client left with its msg "
+        "id 6 pending, not (6, b'slept 300 ms')")
     roundtrip(stage, b)
-    assert " ERROR " not in srv.text(), "a reply to a client that left " \
-        "logged an error"
-    assert stopped_lines(srv, cid) == 1
+    assert not re.search(r"\bERROR\b", srv.text()), (
+        "a reply to a client that left logged an ERROR line")
+    assert stopped_lines(srv, cid) == 1, (
+        f"conn {cid}'s on_conn_stop ran again when the pool replied to it: "
+        f"{stopped_lines(srv, cid)} 'conn {cid} stopped' lines")
 
 
 EPOLLET = 1 << 31
@@ -65,10 +73,14 @@ EPOLLET = 1 << 31
 def server_fd(srv, sock):
     """The server's descriptor of this client's connection."""
     port = sock.getsockname()[1]
-    inode = next(s["inode"] for s in tcp_sockets()
-                 if s["local_port"] == srv.port and s["remote_port"] == port)
-    return next(fd for fd, (_, target) in fd_table(srv.pid).items()
-                if target == f"socket:[{inode}]")
+    inodes = [s["inode"] for s in tcp_sockets()
+              if s["local_port"] == srv.port and s["remote_port"] == port]
+    assert inodes, f"no TCP socket of the server is connected to port {port}"
+    fds = [fd for fd, (_, target) in fd_table(srv.pid).items()
+           if target == f"socket:[{inodes[0]}]"]
+    assert fds, (f"the server holds no descriptor of the socket connected "
+                 f"to port {port}")
+    return fds[0]
 
 
 def watched_events(pid, fd):
@@ -85,7 +97,7 @@ def watched_events(pid, fd):
 
 @pytest.mark.exercise("v1.1-2")
 def test_edge_triggered_strands_nobody(stage, start_server):
-    """Exercise 2, edge-triggered: the client's socket is watched with
+    """v1.1-2, edge-triggered: the client's socket is watched with
     EPOLLET, and a client that sends 1 MiB at once (262 pings of 4,000
     bytes: more than one round of reads takes) gets every reply, though
     no byte arrives after the burst to trigger a new edge."""
@@ -100,13 +112,8 @@ def test_edge_triggered_strands_nobody(stage, start_server):
     n = 262
     sock.sendall(pack(0, b"x" * 4000) * n)
     got = 0
-    sock.settimeout(3.0)
-    try:
-        while got < n:
-            read_frame(sock)
-            got += 1
-    except socket.timeout:
-        pass
+    while got < n and frame_or_none(sock) is not None:
+        got += 1
     assert got == n, (
         f"{got} of {n} replies: the rest of the burst sits unread in the "
         "server, stranded; the loop does not come back to a connection "
@@ -116,19 +123,19 @@ def test_edge_triggered_strands_nobody(stage, start_server):
 
 @pytest.mark.exercise("v1.1-3")
 def test_idle_client_is_stopped(stage, start_server):
-    """Exercise 3, an idle timeout: with IdleTimeoutMs 300, a client that
+    """v1.1-3, an idle timeout: with IdleTimeoutMs 300, a client that
     sends nothing is stopped with `conn N: idle for 300 ms, stopping`,
     while one that pings all along stays open."""
     srv = start_server(conf={"IdleTimeoutMs": 300})
-    silent = open_conn(stage, srv.port)
+    quiet = open_conn(stage, srv.port)
     busy = open_conn(stage, srv.port)
-    quiet_id, busy_id = conn_id(srv, silent), conn_id(srv, busy)
+    quiet_id, busy_id = conn_id(srv, quiet), conn_id(srv, busy)
 
     end = time.monotonic() + 1.5
     while time.monotonic() < end:
         roundtrip(stage, busy)  # a ping every 50 ms, well within 300
         time.sleep(0.05)
-    assert is_closed(silent, timeout=3.0), (
+    assert is_closed(quiet, timeout=3.0), (
         "a client silent for 1.5 s is still connected: the server has no "
         "idle timeout (IdleTimeoutMs)")
     srv.wait_log(rf"conn {quiet_id}: idle for 300 ms, stopping")
@@ -145,7 +152,7 @@ def eventfds(pid):
 
 @pytest.mark.exercise("v1.1-4")
 def test_each_loop_wakes_up_through_one_eventfd(stage, start_server):
-    """Exercise 4, eventfd for the wake-up: with WorkerPoolSize 1 and 3,
+    """v1.1-4, eventfd for the wake-up: with WorkerPoolSize 1 and 3,
     the server holds one eventfd per loop (WorkerPoolSize + 1, the main
     thread's included), and a worker loop costs two descriptors (its
     poller and its eventfd), no longer three."""
