@@ -9,6 +9,7 @@ exercise failing without its solution and passing with it.
 """
 
 import ast
+import os
 import subprocess
 import sys
 from fnmatch import fnmatch
@@ -115,3 +116,26 @@ def test_grade_without_a_lab_says_how_to_make_one(tmp_path):
     status, out = lab("grade", "v0.5", "--dir", tmp_path / "v0.5")
     assert status == 2
     assert "does not exist: make it with `make lab STAGE=v0.5`" in out
+
+
+def test_a_failing_lab_is_graded_quickly_on_ci(tmp_path):
+    """A fresh v0.6 lab answers 2,000 pipelined pings with the wrong id. On
+    CI (CI set), pytest would explain that mismatch with a full diff of
+    the 2,000 frames, quadratic in time: minutes for one test. The suite
+    keeps the short explanation, so the failure comes in seconds."""
+    dest = tmp_path / "v0.6"
+    assert lab("new", "v0.6", "--dir", dest)[0] == 0
+    build = subprocess.run(["make", "-C", str(dest)], capture_output=True)
+    assert build.returncode == 0, build.stderr.decode()[-500:]
+    try:
+        run = subprocess.run(
+            ["pytest", "tests", "--stage-dir", str(dest), "--stage-version",
+             "v0.6", "-p", "no:cacheprovider", "-q", "--tb=short",
+             "-k", "test_2000_pipelined"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, CI="true"))
+    except subprocess.TimeoutExpired:
+        pytest.fail("one failing comparison of 2,000 frames took over 60 s "
+                    "with CI set: pytest's full diff is back")
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert "1 failed" in run.stdout
