@@ -136,9 +136,14 @@ def sigint_storm(stage, workdir):
     port, out = read_ready_line(proc)
     if port is None:
         return finish(proc, out)
-    socks = [open_conn(stage, port) for _ in range(2)]
-    for s in socks:
-        roundtrip(stage, s)
+    try:
+        socks = [open_conn(stage, port) for _ in range(2)]
+        for s in socks:
+            roundtrip(stage, s)
+    except BaseException:
+        proc.kill()  # not served: no storm, and no server left behind
+        finish(proc, out)
+        raise
     # A user pressing Ctrl-C again and again while the server stops.
     os.kill(proc.pid, signal.SIGINT)
     deadline = time.monotonic() + 2.0
@@ -164,27 +169,27 @@ def test_survives_its_log_reader_going_away(stage, tmp_path):
     restarts), every log line hits a broken pipe: the server must keep
     serving (no death by SIGPIPE) and still stop with status 0."""
     proc = launch(stage, tmp_path / "s")
-    port, out = read_ready_line(proc)
-    assert port is not None, out.decode(errors="replace")
-    proc.stderr.close()  # the reader is gone: writes now get EPIPE
     try:
-        steady = open_conn(stage, port)
-        for i in range(10):
-            # Each connection logs lines of its own at INFO.
-            sock = open_conn(stage, port)
-            roundtrip(stage, sock, b"client %d" % i)
-            sock.close()
-            roundtrip(stage, steady, b"steady %d" % i)
-        steady.close()
-    except (AssertionError, OSError) as e:
-        time.sleep(0.2)  # let a dying server finish dying
-        pytest.fail(f"client not served ({e}); server exit status "
-                    f"{proc.poll()} (-13 is SIGPIPE)")
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
+        port, out = read_ready_line(proc)
+        assert port is not None, out.decode(errors="replace")
+        proc.stderr.close()  # the reader is gone: writes now get EPIPE
+        try:
+            steady = open_conn(stage, port)
+            for i in range(10):
+                # Each connection logs lines of its own at INFO.
+                sock = open_conn(stage, port)
+                roundtrip(stage, sock, b"client %d" % i)
+                sock.close()
+                roundtrip(stage, steady, b"steady %d" % i)
+            steady.close()
+        except (AssertionError, OSError) as e:
+            time.sleep(0.2)  # let a dying server finish dying
+            pytest.fail(f"client not served ({e}); server exit status "
+                        f"{proc.poll()} (-13 is SIGPIPE)")
+        os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(STOP_TIMEOUT) == 0
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # failed: no server left behind
             proc.kill()
             proc.wait()
 
